@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine: `make train` and `make test`.
+# Each creates .venv and installs the package (editable, with the dev extra) when it is missing
+# or older than pyproject.toml or constraints.txt, then runs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --constraint constraints.txt
+HYPOTHESIS_PROFILE ?= dev
+PYTEST_WORKERS ?= 2
+
+.PHONY: install test lint train bench docs clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# torch first and pinned, so no resolver step can reach for a newer build.
+	$(PIP) torch==2.13.0
+	$(PIP) --editable '.[dev]'
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint
+	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+train: $(STAMP)
+	$(BIN)/checked-rl train --preset default --log data/rl/ppo_cartpole_trainlog.json \
+		--checkpoint data/rl/ppo_cartpole.pt
+
+bench: $(STAMP)
+	$(PIP) --editable '.[dev,bench]'
+	$(BIN)/python benchmarks/env_throughput.py
+	$(BIN)/python benchmarks/gae.py
+	$(BIN)/python benchmarks/sessions.py
+	$(BIN)/python benchmarks/ppo_cartpole.py
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .ruff_cache .hypothesis

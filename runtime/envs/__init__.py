@@ -1,0 +1,1 @@
+"""Batched environments stepped together as tensors on any device."""

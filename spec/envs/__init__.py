@@ -1,0 +1,1 @@
+"""Reference environments: pure functions over explicit, immutable state."""
