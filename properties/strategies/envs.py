@@ -1,0 +1,3 @@
+"""Strategies: envs."""
+
+__all__: list[str] = []

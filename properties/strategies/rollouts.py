@@ -1,0 +1,3 @@
+"""Strategies: rollouts."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Strategies: transitions."""
+
+__all__: list[str] = []

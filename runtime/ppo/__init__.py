@@ -1,0 +1,1 @@
+"""Proximal Policy Optimization: the loss, typed rollouts, collection and training."""
