@@ -38,5 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sessions.py
 	$(BIN)/python benchmarks/ppo_cartpole.py
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache .hypothesis
