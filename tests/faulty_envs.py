@@ -1,0 +1,156 @@
+"""Real Gymnasium environments that misbehave on purpose, for the fault-injection tests.
+
+Importing this module registers them, so `gymnasium.make("tests.faulty_envs:NanAtStep-v0")`
+works in this process and in a bridge server (which imports the module by that path).
+
+Every one is the same small environment, `Drift`: a 3-vector observation in `Box(-10, 10)`,
+two actions that nudge it down or up by 0.05, reward 1 per step, terminated after
+`episode_length` steps. The faulty variants behave exactly like it until the `fault_step`-th
+step after a reset (1-based), and then do their one wrong thing. With `fault_seeds`, only a copy
+last reset with one of those seeds misbehaves, so a test can check that messages name the right
+environment (a session reset with seed s seeds environment i with s + i).
+"""
+
+import os
+import sys
+import time
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+OBSERVATION_SIZE = 3
+OBSERVATION_BOUND = 10.0
+NUDGE = 0.05
+EXIT_CODE = 7
+
+
+class Drift(gym.Env):
+    """The well-behaved base: a point nudged up or down, one reward per step.
+
+    Args:
+        episode_length: steps until `terminated`.
+        fault_step: the step (1-based, counted from the last reset) at which a faulty
+            subclass misbehaves.
+        fault_seeds: if given, only a copy last reset with one of these seeds misbehaves.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self, episode_length: int = 50, fault_step: int = 3, fault_seeds: list[int] | None = None
+    ) -> None:
+        self.observation_space = gym.spaces.Box(
+            -OBSERVATION_BOUND, OBSERVATION_BOUND, (OBSERVATION_SIZE,), np.float32
+        )
+        self.action_space = gym.spaces.Discrete(2)
+        self.episode_length = episode_length
+        self.fault_step = fault_step
+        self.fault_seeds = None if fault_seeds is None else set(fault_seeds)
+        self.last_seed: int | None = None
+        self.state = np.zeros(OBSERVATION_SIZE, dtype=np.float32)
+        self.t = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Draw the point uniformly in [-1, 1]^3."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self.last_seed = seed
+        self.state = self.np_random.uniform(-1.0, 1.0, OBSERVATION_SIZE).astype(np.float32)
+        self.t = 0
+        return self.state.copy(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Nudge the point; misbehave at the fault step (in subclasses)."""
+        self.t += 1
+        self.state = self.state + np.float32(NUDGE * (2 * int(action) - 1))
+        observation, reward = self.state.copy(), 1.0
+        if self.t == self.fault_step and (
+            self.fault_seeds is None or self.last_seed in self.fault_seeds
+        ):
+            observation, reward = self.fault(observation, reward)
+        return observation, reward, self.t >= self.episode_length, False, {}
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        """What goes wrong at the fault step: nothing, in the base environment."""
+        return observation, reward
+
+
+class NanAtStep(Drift):
+    """Observation entry 1 becomes NaN at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        observation[1] = np.nan
+        return observation, reward
+
+
+class InfiniteReward(Drift):
+    """The reward is +inf at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        return observation, float("inf")
+
+
+class WrongShape(Drift):
+    """The observation has one entry too many at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        return np.append(observation, np.float32(0.0)), reward
+
+
+class OutOfBox(Drift):
+    """Observation entry 0 leaves the `Box` (100 > 10) at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        observation[0] = 10 * OBSERVATION_BOUND
+        return observation, reward
+
+
+class RaiseInStep(Drift):
+    """`step` raises `RuntimeError` at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        raise RuntimeError(f"simulated simulator failure at step {self.t}")
+
+
+class SleepForever(Drift):
+    """`step` never returns from the fault step on (for timeouts; only through the bridge)."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        while True:
+            time.sleep(60)
+
+
+class ExitMidEpisode(Drift):
+    """The process exits with code `EXIT_CODE` at the fault step (only through the bridge)."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        print(f"faulty env: giving up at step {self.t}", file=sys.stderr, flush=True)
+        os._exit(EXIT_CODE)
+
+
+class PrintsEveryStep(Drift):
+    """Writes to standard output on every step, through Python and straight to descriptor 1."""
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        print(f"PrintsEveryStep: step {self.t + 1}, action {action}")
+        os.write(1, b"CRLB raw bytes from the simulator on fd 1\n")
+        return super().step(action)
+
+
+FAULTY_ENVS = {
+    "Drift-v0": Drift,
+    "NanAtStep-v0": NanAtStep,
+    "InfiniteReward-v0": InfiniteReward,
+    "WrongShape-v0": WrongShape,
+    "OutOfBox-v0": OutOfBox,
+    "RaiseInStep-v0": RaiseInStep,
+    "SleepForever-v0": SleepForever,
+    "ExitMidEpisode-v0": ExitMidEpisode,
+    "PrintsEveryStep-v0": PrintsEveryStep,
+}
+
+for _env_id, _env_class in FAULTY_ENVS.items():
+    gym.register(id=_env_id, entry_point=_env_class)
