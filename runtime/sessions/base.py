@@ -1,0 +1,201 @@
+"""The checked-session protocol: N environments whose every step passes a contract.
+
+A session owns `num_envs` environments and their current observations. `step_checked` applies
+one action per environment, builds the `Transition` (whose `observation` is the previous
+`observe()` and whose `next_observation` is the true successor, also where an episode ended),
+checks it against the session's `Contract`, resets the environments that are done (same-step
+auto-reset: the next `observe()` holds their reset observations) and returns it. A transition
+that breaks the contract raises `ContractViolation`; from then on the session refuses to step
+or observe until `reset` is called. Reset observations are checked by `reset` itself; those of
+an auto-reset are checked as the `observation` of the next transition.
+
+Names mirror TorchLean's `CheckedSession`.
+"""
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Self
+
+import torch
+from jaxtyping import Integer, Shaped
+from torch import Tensor
+
+from runtime.boundary import Contract, Transition, check_observation, check_transition
+from runtime.envs.base import EnvStep
+from runtime.shapes import typechecked
+
+__all__ = ["CheckedSession", "EnvironmentStepError", "SessionStateError"]
+
+
+class SessionStateError(RuntimeError):
+    """A session was used out of order: before `reset`, after a rejected step, after `close`."""
+
+
+class EnvironmentStepError(RuntimeError):
+    """An environment raised inside its step; the message names the environment and the step.
+
+    The original exception is chained as `__cause__`.
+    """
+
+
+class CheckedSession(ABC):
+    """N environments stepped together, every transition checked against `contract`.
+
+    Attributes:
+        contract: the rules every transition obeys.
+        num_envs: the number N of environments.
+        device: where every returned tensor lives.
+
+    Subclasses implement `_reset`, `_step` (which performs the same-step auto-reset) and
+    `_observe`, and may override `_close`.
+    """
+
+    def __init__(self, contract: Contract, num_envs: int, device: torch.device | str) -> None:
+        if num_envs < 1:
+            raise ValueError(f"{type(self).__name__}: num_envs must be at least 1, got {num_envs}")
+        self.contract = contract
+        self.num_envs = int(num_envs)
+        self.device = torch.device(device)
+        self._observation: Tensor | None = None
+        self._step_count = 0
+        self._refusal: str | None = "it has not been reset yet; call reset() first"
+        self._closed = False
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """The shape `S` of one observation."""
+        return self.contract.observation_shape
+
+    @property
+    def n_actions(self) -> int:
+        """Actions are the integers `0 .. n_actions - 1`."""
+        return self.contract.n_actions
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken since the last reset; the index of the next step in messages."""
+        return self._step_count
+
+    def reset(self, seed: int | None = None) -> Shaped[Tensor, " N *obs"]:
+        """Reset every environment (environment i seeded with `seed + i` when given).
+
+        Returns the checked reset observations `[N, *S]` and makes the session usable again
+        after a rejected step.
+        """
+        self._require_open("reset")
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(
+                f"{type(self).__name__}.reset: seed must be an int or None, got {seed!r}"
+            )
+        self._observation = None
+        self._step_count = 0
+        try:
+            observation = self._reset(seed)
+            check_observation(self.contract, observation)
+        except Exception as error:
+            self._refusal = f"reset raised {type(error).__name__} ({error}); call reset() again"
+            raise
+        self._observation = observation
+        self._refusal = None
+        return observation
+
+    def observe(self) -> Shaped[Tensor, " N *obs"]:
+        """The current observations `[N, *S]`: reset observations where an episode just ended."""
+        self._require_ready("observe")
+        assert self._observation is not None
+        return self._observation
+
+    @typechecked
+    def step_checked(self, actions: Integer[Tensor, " N"]) -> Transition:
+        """Apply one action per environment and return the checked transition.
+
+        Actions outside `[0, n_actions)` are rejected by the contract: the environments are
+        stepped with them clamped into range (so no environment ever sees an invalid action),
+        the transition records them as given, and its check raises `ContractViolation`.
+
+        Raises:
+            ContractViolation: the transition breaks the contract; reset before going on.
+            EnvironmentStepError: an environment raised; reset before going on.
+            SessionStateError: the session was not reset, was rejected before, or is closed.
+        """
+        self._require_ready("step_checked")
+        if actions.shape != (self.num_envs,):
+            raise ValueError(
+                f"{type(self).__name__}.step_checked: actions must have shape "
+                f"({self.num_envs},), one per environment, got {tuple(actions.shape)}"
+            )
+        actions = actions.to(device=self.device, dtype=torch.int64)
+        step = self._step_count
+        observation = self._observation
+        try:
+            env_step = self._step(actions.clamp(0, self.n_actions - 1), step)
+            transition = Transition(
+                observation=observation,
+                action=actions,
+                reward=env_step.reward,
+                next_observation=env_step.next_observation,
+                terminated=env_step.terminated,
+                truncated=env_step.truncated,
+            )
+            check_transition(self.contract, transition, step=step)
+        except Exception as error:
+            self._observation = None
+            self._refusal = f"step {step} raised {type(error).__name__} ({error}); call reset()"
+            raise
+        self._observation = self._observe()
+        self._step_count = step + 1
+        self._refusal = None
+        return transition
+
+    def close(self) -> None:
+        """Release the environments; idempotent. A closed session cannot be used again."""
+        if not self._closed:
+            self._closed = True
+            self._refusal = "it is closed"
+            self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_envs={self.num_envs}, device={self.device}, "
+            f"observation_shape={self.observation_shape}, n_actions={self.n_actions})"
+        )
+
+    def _require_open(self, method: str) -> None:
+        if self._closed:
+            raise SessionStateError(f"{type(self).__name__}.{method}: the session is closed")
+
+    def _require_ready(self, method: str) -> None:
+        if self._refusal is not None:
+            raise SessionStateError(
+                f"{type(self).__name__}.{method}: refused because {self._refusal}"
+            )
+
+    @abstractmethod
+    def _reset(self, seed: int | None) -> Tensor:
+        """Reset every environment; return the observations `[N, *S]` on `device`."""
+
+    @abstractmethod
+    def _step(self, actions: Tensor, step: int) -> EnvStep:
+        """Step every environment with in-range `actions` and auto-reset where done.
+
+        Returns the true successors (before any reset); `step` is for error messages. Raise
+        `EnvironmentStepError` (chaining the cause) when an environment raises.
+        """
+
+    @abstractmethod
+    def _observe(self) -> Tensor:
+        """The current observations `[N, *S]` after the last `_step` or `_reset`."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release the environments."""
