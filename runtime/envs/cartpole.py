@@ -1,0 +1,234 @@
+"""N CartPoles stepped together as tensors: the batched twin of `spec.envs.cartpole`.
+
+The physics is `spec.envs.cartpole` (itself Gymnasium's CartPole-v1) applied elementwise to a
+`[4, N]` state, one row per physical quantity so that every operation runs over contiguous
+memory. Each copy counts its steps and is truncated after `params.max_episode_steps`; copies that
+terminate or are truncated are reset in the same step (see `runtime.envs.base`).
+
+Two sources of reset noise:
+
+- `reset_noise="torch"` (default): every entry uniform in `[-reset_bound, reset_bound)` from a
+  `torch.Generator` on the environment's device, seeded by `reset(seed)`. Fresh noise for all
+  copies is drawn on every step and used where a copy is done, so stepping never waits for the
+  device.
+- `reset_noise="gymnasium"`: copy `i` owns `np.random.default_rng(seed + i)` and draws each of
+  its initial states from it exactly as Gymnasium's `CartPoleEnv.reset` does, auto-resets
+  included. A torch environment, `N` spec environments and `N` Gymnasium environments seeded
+  alike then start every episode in the same float64 state. This mode reads the done flags on
+  the host at every step; it is for cross-checking, not for speed.
+
+The state tensors are never modified in place: observations handed out stay valid snapshots.
+
+Source: gymnasium/envs/classic_control/cartpole.py (`CartPoleEnv`, `CartPoleVectorEnv`).
+"""
+
+from typing import Literal
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from runtime.envs.base import EnvStep
+from runtime.shapes import typechecked
+from spec.envs import cartpole as spec
+
+ResetNoise = Literal["torch", "gymnasium"]
+RESET_NOISES: tuple[ResetNoise, ...] = ("torch", "gymnasium")
+
+Physics = Float[Tensor, "N 4"]
+StepCounts = Int[Tensor, " N"]
+
+
+class CartPole:
+    """`num_envs` CartPole-v1 copies on one device; implements `runtime.envs.base.BatchedEnv`.
+
+    Args:
+        num_envs: the number of copies N.
+        params: the spec parameters (integrator, reward variant, time limit, ...).
+        device: where the state lives.
+        dtype: the dtype of the state, the observations and the rewards (float32 or float64).
+        reset_noise: "torch" or "gymnasium", see the module docstring.
+        seed: if given, the constructor's reset is seeded with it.
+    """
+
+    observation_shape: tuple[int, ...] = spec.OBSERVATION_SHAPE
+    n_actions: int = spec.N_ACTIONS
+
+    def __init__(
+        self,
+        num_envs: int,
+        params: spec.Params | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        reset_noise: ResetNoise = "torch",
+        seed: int | None = None,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"CartPole: num_envs must be at least 1, got {num_envs}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"CartPole: dtype must be torch.float32 or torch.float64, got {dtype}")
+        if reset_noise not in RESET_NOISES:
+            raise ValueError(
+                f"CartPole: reset_noise must be one of {RESET_NOISES}, got {reset_noise!r}"
+            )
+        self.num_envs = num_envs
+        self.params = spec.Params() if params is None else params
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.reset_noise = reset_noise
+        low, high = spec.observation_bounds(self.params)
+        self.observation_low: Tensor | None = torch.as_tensor(low, dtype=dtype, device=self.device)
+        self.observation_high: Tensor | None = torch.as_tensor(
+            high, dtype=dtype, device=self.device
+        )
+        self._generator = torch.Generator(device=self.device)
+        self._generator.seed()
+        self._rngs = [np.random.default_rng() for _ in range(num_envs)]
+        self._physics = torch.zeros(4, num_envs, dtype=dtype, device=self.device)
+        self._steps = torch.zeros(num_envs, dtype=torch.int32, device=self.device)
+        self.reset(seed)
+
+    @typechecked
+    def reset(self, seed: int | None = None) -> Float[Tensor, "N 4"]:
+        """Reset every copy (reseeding first when `seed` is given); return the observations.
+
+        With `reset_noise="gymnasium"`, copy `i` is reseeded with `seed + i`.
+        """
+        if self.reset_noise == "torch":
+            if seed is not None:
+                self._generator.manual_seed(seed)
+            self._physics = self._torch_noise()
+        else:
+            if seed is not None:
+                self._rngs = [np.random.default_rng(seed + i) for i in range(self.num_envs)]
+            self._physics = self._gymnasium_noise(range(self.num_envs))
+        self._steps = torch.zeros(self.num_envs, dtype=torch.int32, device=self.device)
+        return self.observe()
+
+    @typechecked
+    def observe(self) -> Float[Tensor, "N 4"]:
+        """The current observations `[N, 4]` (the reset observation where a copy just ended)."""
+        return self._physics.t()
+
+    def step(self, actions: Tensor) -> EnvStep:
+        """Push copy `i` left (`actions[i] == 0`) or right (`1`); auto-reset the copies done.
+
+        `actions` must be an int64 tensor of shape `[N]` on the environment's device; its shape,
+        dtype and device are checked on every call (cheaply, without jaxtyping), its values are
+        not: an action other than 0 and 1 gives a force of `(2 a - 1) force_mag`.
+        """
+        if (
+            actions.shape != (self.num_envs,)
+            or actions.dtype != torch.int64
+            or actions.device != self.device
+        ):
+            raise ValueError(
+                f"CartPole.step: expected actions of shape ({self.num_envs},), dtype torch.int64 "
+                f"on {self.device}, got shape {tuple(actions.shape)}, dtype {actions.dtype} "
+                f"on {actions.device}"
+            )
+        new = physics_step(self.params, self._physics, actions)
+        terminated = is_terminated(self.params, new)
+        self._steps = self._steps + 1
+        if self.params.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+        else:
+            truncated = self._steps >= self.params.max_episode_steps
+        done = terminated | truncated
+        reward = rewards(self.params, terminated, self.dtype)
+        if self.reset_noise == "torch":
+            self._physics = torch.where(done, self._torch_noise(), new)
+        else:
+            self._physics = self._gymnasium_reset_where(done, new)
+        self._steps.mul_(~done)
+        return EnvStep(new.t(), reward, terminated, truncated)
+
+    @typechecked
+    def get_state(self) -> tuple[Physics, StepCounts]:
+        """Copies of the physics `[N, 4]` (x, x_dot, theta, theta_dot) and step counts `[N]`."""
+        return self._physics.t().clone(), self._steps.to(torch.int64)
+
+    @typechecked
+    def set_state(self, physics: Physics, steps: StepCounts) -> None:
+        """Overwrite every copy's physics `[N, 4]` and step count `[N]` (for properties)."""
+        if physics.shape[0] != self.num_envs:
+            raise ValueError(
+                f"CartPole.set_state: expected physics for {self.num_envs} copies, "
+                f"got shape {tuple(physics.shape)}"
+            )
+        self._physics = torch.empty_like(self._physics).copy_(physics.t())
+        self._steps = steps.to(self.device, torch.int32, copy=True)
+
+    def _torch_noise(self) -> Tensor:
+        """`[4, N]` uniform in `[-reset_bound, reset_bound)` from the torch generator."""
+        bound = self.params.reset_bound
+        noise = torch.empty(4, self.num_envs, dtype=self.dtype, device=self.device)
+        return noise.uniform_(-bound, bound, generator=self._generator)
+
+    def _gymnasium_noise(self, envs: range | list[int]) -> Tensor:
+        """`[4, len(envs)]`: Gymnasium's reset draw from each listed copy's generator."""
+        bound = self.params.reset_bound
+        draws = np.stack(
+            [self._rngs[i].uniform(low=-bound, high=bound, size=(4,)) for i in envs], axis=1
+        )
+        return torch.from_numpy(draws).to(self.device, self.dtype)
+
+    def _gymnasium_reset_where(self, done: Tensor, new: Tensor) -> Tensor:
+        """`new` with the done copies' columns replaced by their Gymnasium reset draws."""
+        envs = torch.nonzero(done).flatten().tolist()
+        if not envs:
+            return new
+        state = new.clone()
+        state[:, envs] = self._gymnasium_noise(envs)
+        return state
+
+
+def physics_step(params: spec.Params, physics: Tensor, actions: Tensor) -> Tensor:
+    """`spec.envs.cartpole.accelerations` then `integrate`, over a `[4, N]` state; a new tensor.
+
+    Operations in the upstream order, so float64 agrees with the spec to rounding of `sin`/`cos`.
+    """
+    _, x_dot, theta, theta_dot = physics
+    force = torch.mul(actions, 2.0 * params.force_mag).sub_(params.force_mag).to(physics.dtype)
+    costheta = torch.cos(theta)
+    sintheta = torch.sin(theta)
+    temp = (
+        torch.mul(theta_dot, theta_dot).mul_(params.polemass_length).mul_(sintheta).add_(force)
+    ).div_(params.total_mass)
+    denominator = (
+        torch.mul(costheta, costheta)
+        .mul_(-params.mass_pole)
+        .div_(params.total_mass)
+        .add_(4.0 / 3.0)
+        .mul_(params.half_length)
+    )
+    theta_acc = torch.mul(sintheta, params.gravity).sub_(costheta * temp).div_(denominator)
+    x_acc = torch.mul(theta_acc, params.polemass_length).mul_(costheta).div_(params.total_mass)
+    x_acc = torch.sub(temp, x_acc)
+    tau = params.tau
+    new = torch.empty_like(physics)
+    if params.integrator == "euler":
+        torch.add(physics[0::2], physics[1::2], alpha=tau, out=new[0::2])
+        torch.add(x_dot, x_acc, alpha=tau, out=new[1])
+        torch.add(theta_dot, theta_acc, alpha=tau, out=new[3])
+    else:
+        torch.add(x_dot, x_acc, alpha=tau, out=new[1])
+        torch.add(theta_dot, theta_acc, alpha=tau, out=new[3])
+        torch.add(physics[0::2], new[1::2], alpha=tau, out=new[0::2])
+    return new
+
+
+def is_terminated(params: spec.Params, physics: Tensor) -> Tensor:
+    """`[N]` bool: |x| > x_threshold or |theta| > theta_threshold (`spec...is_terminated`)."""
+    return (physics[0].abs() > params.x_threshold) | (physics[2].abs() > params.theta_threshold)
+
+
+def rewards(params: spec.Params, terminated: Tensor, dtype: torch.dtype) -> Tensor:
+    """`[N]`: `spec.envs.cartpole.reward` for each copy, in `dtype`."""
+    if params.sutton_barto_reward:
+        return torch.zeros(terminated.shape, dtype=dtype, device=terminated.device).sub_(
+            terminated.to(dtype)
+        )
+    return torch.ones(terminated.shape, dtype=dtype, device=terminated.device)
