@@ -1,5 +1,126 @@
-"""Checked sessions over spec, torch and Gymnasium environments, and the `make_session` factory."""
+"""Checked sessions over spec, torch and Gymnasium environments, and the `make_session` factory.
 
-from runtime.sessions.base import CheckedSession, EnvironmentStepError, SessionStateError
+| kind                     | environments                                   | device     |
+| ------------------------ | ---------------------------------------------- | ---------- |
+| `spec`                   | N spec environments in NumPy (the reference)   | CPU        |
+| `torch`                  | one batched torch environment                  | CPU / CUDA |
+| `gymnasium`              | N Gymnasium environments in this process       | CPU        |
+| `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        |
+"""
 
-__all__ = ["CheckedSession", "EnvironmentStepError", "SessionStateError"]
+import importlib
+from typing import Any
+
+import torch
+
+from runtime.sessions.base import (
+    CheckedSession,
+    EnvironmentStepError,
+    SessionStateError,
+    stack_observations,
+)
+
+__all__ = [
+    "KINDS",
+    "SPEC_ENVIRONMENTS",
+    "TORCH_ENVIRONMENTS",
+    "CheckedSession",
+    "EnvironmentStepError",
+    "SessionStateError",
+    "make_session",
+    "stack_observations",
+]
+
+KINDS = ("spec", "torch", "gymnasium", "gymnasium-subprocess")
+"""The session kinds `make_session` builds."""
+
+SPEC_ENVIRONMENTS = {"CartPole-v1": "spec.envs.cartpole", "GridWorld-v0": "spec.envs.gridworld"}
+"""Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
+
+TORCH_ENVIRONMENTS = {
+    "CartPole-v1": "runtime.envs.cartpole",
+    "GridWorld-v0": "runtime.envs.gridworld",
+}
+"""Environment ids of the torch sessions: modules providing the batched environment."""
+
+
+def make_session(
+    kind: str,
+    env_id: str = "CartPole-v1",
+    *,
+    num_envs: int = 1,
+    device: torch.device | str = "cpu",
+    seed: int | None = None,
+    dtype: torch.dtype | None = None,
+    make_kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> CheckedSession:
+    """A checked session of `kind` over `num_envs` copies of `env_id`.
+
+    Args:
+        kind: one of `KINDS`.
+        env_id: for `spec` and `torch`, a key of `SPEC_ENVIRONMENTS` / `TORCH_ENVIRONMENTS`;
+            for the Gymnasium kinds, any registered Gymnasium id.
+        num_envs: the number N of environments.
+        device: where the session's tensors live; only `torch` sessions leave the CPU.
+        seed: when given, the session is reset with it before it is returned.
+        dtype: `torch`: the environment's floating dtype; `spec` and `gymnasium`: the dtype of
+            rewards (float32 by default). Observations keep the environment's dtype.
+        make_kwargs: `spec`: fields of the environment's `Params`; `torch`: keyword arguments of
+            the environment's constructor; Gymnasium kinds: keyword arguments of
+            `gymnasium.make`.
+        options: passed on to the session's constructor (e.g. `contract=`, or `num_servers=`
+            and `timeout=` for `gymnasium-subprocess`).
+
+    Raises:
+        ValueError: unknown `kind`, or an `env_id` the kind does not provide; the message lists
+            the valid ones.
+    """
+    make_kwargs = dict(make_kwargs or {})
+    if kind not in KINDS:
+        raise ValueError(f"make_session: kind must be one of {list(KINDS)}, got {kind!r}")
+    if kind != "torch" and torch.device(device).type != "cpu":
+        raise ValueError(f"make_session: {kind!r} sessions run on the CPU, got device={device}")
+    if kind == "spec":
+        from runtime.sessions.spec import SpecSession
+
+        module = _environment_module(SPEC_ENVIRONMENTS, kind, env_id)
+        env = module.environment(module.Params(**make_kwargs))
+        if dtype is not None:
+            options.setdefault("reward_dtype", dtype)
+        session: CheckedSession = SpecSession(env, num_envs, **options)
+    elif kind == "torch":
+        from runtime.sessions.torch import TorchSession
+
+        module = _environment_module(TORCH_ENVIRONMENTS, kind, env_id)
+        if dtype is not None:
+            make_kwargs.setdefault("dtype", dtype)
+        env = module.make(num_envs=num_envs, device=device, **make_kwargs)
+        session = TorchSession(env, **options)
+    elif kind == "gymnasium":
+        from runtime.sessions.gymnasium import GymnasiumSession
+
+        if dtype is not None:
+            options.setdefault("reward_dtype", dtype)
+        session = GymnasiumSession.from_id(
+            env_id, num_envs, make_kwargs=make_kwargs, **options
+        )
+    else:
+        from runtime.gymnasium.client import SubprocessSession
+
+        session = SubprocessSession(
+            env_id, num_envs=num_envs, make_kwargs=make_kwargs, device=device, **options
+        )
+    if seed is not None:
+        session.reset(seed=seed)
+    return session
+
+
+def _environment_module(registry: dict[str, str], kind: str, env_id: str) -> Any:
+    """The module providing `env_id` for `kind`, or a ValueError listing the valid ids."""
+    if env_id not in registry:
+        raise ValueError(
+            f"make_session: {kind!r} sessions provide the environments {sorted(registry)}, "
+            f"got {env_id!r}"
+        )
+    return importlib.import_module(registry[env_id])

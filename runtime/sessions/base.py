@@ -13,18 +13,27 @@ Names mirror TorchLean's `CheckedSession`.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import numpy as np
 import torch
 from jaxtyping import Integer, Shaped
 from torch import Tensor
 
-from runtime.boundary import Contract, Transition, check_observation, check_transition
+from runtime.boundary import (
+    Contract,
+    ContractViolation,
+    Transition,
+    check_observation,
+    check_transition,
+)
 from runtime.envs.base import EnvStep
 from runtime.shapes import typechecked
+from spec.contract import Violation
 
-__all__ = ["CheckedSession", "EnvironmentStepError", "SessionStateError"]
+__all__ = ["CheckedSession", "EnvironmentStepError", "SessionStateError", "stack_observations"]
 
 
 class SessionStateError(RuntimeError):
@@ -138,11 +147,11 @@ class CheckedSession(ABC):
                 truncated=env_step.truncated,
             )
             check_transition(self.contract, transition, step=step)
+            self._observation = self._observe()
         except Exception as error:
             self._observation = None
             self._refusal = f"step {step} raised {type(error).__name__} ({error}); call reset()"
             raise
-        self._observation = self._observe()
         self._step_count = step + 1
         self._refusal = None
         return transition
@@ -199,3 +208,27 @@ class CheckedSession(ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release the environments."""
+
+
+def stack_observations(
+    contract: Contract, observations: Sequence[Any], *, field: str, step: int | None
+) -> Tensor:
+    """Stack per-environment host observations into a CPU tensor `[N, *S]`.
+
+    For sessions that step environments one by one: an observation of the wrong shape or dtype
+    is rejected here, naming its environment, before stacking could fail or silently convert.
+
+    Raises:
+        ContractViolation: environment `env`'s observation has the wrong shape or dtype.
+    """
+    arrays = [np.asarray(observation) for observation in observations]
+    for env, array in enumerate(arrays):
+        if array.shape != contract.observation_shape:
+            expected = str(contract.observation_shape)
+            violation = Violation("shape", field, env, step, None, array.shape, expected)
+            raise ContractViolation([violation])
+        if array.dtype != contract.observation_dtype:
+            expected = str(contract.observation_dtype)
+            violation = Violation("dtype", field, env, step, None, array.dtype, expected)
+            raise ContractViolation([violation])
+    return torch.from_numpy(np.stack(arrays))

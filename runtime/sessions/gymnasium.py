@@ -1,0 +1,124 @@
+"""A checked session over Gymnasium environments in this process.
+
+Any `gymnasium.Env` with a `Box` observation space and a `Discrete` action space (starting at 0)
+works; the contract comes from the spaces. Environments are stepped one after the other, and
+one that ends is reset in the same step (`env.reset()` without a seed, continuing its own
+generator), so the transition keeps the true final observation and no step is wasted.
+`reset(seed=s)` calls `env_i.reset(seed=s + i)`: environment i starts exactly where Gymnasium's
+own `reset(seed=s + i)` starts.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import gymnasium
+import torch
+from torch import Tensor
+
+from runtime.boundary import Contract
+from runtime.envs.base import EnvStep
+from runtime.sessions.base import CheckedSession, EnvironmentStepError, stack_observations
+
+__all__ = ["GymnasiumSession"]
+
+
+class GymnasiumSession(CheckedSession):
+    """Gymnasium environments behind the checked-session protocol, on the CPU.
+
+    The session owns the environments: `close` closes them.
+
+    Args:
+        envs: one or more environments with equal spaces.
+        reward_dtype: the floating dtype of rewards (float32 unless set).
+        contract: the contract (default: `Contract.from_spaces` of the first environment).
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[gymnasium.Env],
+        *,
+        reward_dtype: torch.dtype = torch.float32,
+        contract: Contract | None = None,
+    ) -> None:
+        envs = list(envs)
+        if not envs:
+            raise ValueError("GymnasiumSession: expected at least one environment, got none")
+        first = envs[0]
+        for i, env in enumerate(envs[1:], start=1):
+            spaces = (env.observation_space, env.action_space)
+            if spaces != (first.observation_space, first.action_space):
+                raise ValueError(
+                    f"GymnasiumSession: every environment must have the spaces of environment 0 "
+                    f"({first.observation_space}, {first.action_space}), environment {i} has "
+                    f"{spaces}"
+                )
+        contract = contract or Contract.from_spaces(first.observation_space, first.action_space)
+        super().__init__(contract, len(envs), "cpu")
+        self.envs = envs
+        self.reward_dtype = reward_dtype
+        self.name = first.spec.id if first.spec is not None else type(first.unwrapped).__name__
+        self._observations: list[Any] = []
+
+    @classmethod
+    def from_id(
+        cls,
+        env_id: str,
+        num_envs: int = 1,
+        *,
+        make_kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
+        """`num_envs` environments made by `gymnasium.make(env_id, **make_kwargs)`."""
+        if num_envs < 1:
+            raise ValueError(
+                f"GymnasiumSession.from_id: num_envs must be at least 1, got {num_envs}"
+            )
+        envs = [gymnasium.make(env_id, **(make_kwargs or {})) for _ in range(num_envs)]
+        return cls(envs, **options)
+
+    def _reset(self, seed: int | None) -> Tensor:
+        self._observations = []
+        for i in range(self.num_envs):
+            env_seed = None if seed is None else seed + i
+            reset = self._call(i, None, "reset", lambda env, s=env_seed: env.reset(seed=s)[0])
+            self._observations.append(reset)
+        return self._observe()
+
+    def _step(self, actions: Tensor, step: int) -> EnvStep:
+        next_observations, rewards, terminated, truncated = [], [], [], []
+        for i, action in enumerate(actions.tolist()):
+            observation, reward, term, trunc, _ = self._call(
+                i, step, f"step (action {action})", lambda env, a=action: env.step(a)
+            )
+            next_observations.append(observation)
+            rewards.append(float(reward))
+            terminated.append(bool(term))
+            truncated.append(bool(trunc))
+            if term or trunc:
+                observation = self._call(i, step, "auto-reset", lambda env: env.reset()[0])
+            self._observations[i] = observation
+        return EnvStep(
+            next_observation=stack_observations(
+                self.contract, next_observations, field="next_observation", step=step
+            ),
+            reward=torch.tensor(rewards, dtype=self.reward_dtype),
+            terminated=torch.tensor(terminated, dtype=torch.bool),
+            truncated=torch.tensor(truncated, dtype=torch.bool),
+        )
+
+    def _observe(self) -> Tensor:
+        return stack_observations(self.contract, self._observations, field="observation", step=None)
+
+    def _call(self, i: int, step: int | None, what: str, call: Any) -> Any:
+        """`call(envs[i])`, wrapping any exception in `EnvironmentStepError` naming env and step."""
+        try:
+            return call(self.envs[i])
+        except Exception as error:
+            at = "" if step is None else f" at step {step}"
+            raise EnvironmentStepError(
+                f"{self.name} environment {i} raised in {what}{at}: {type(error).__name__}: {error}"
+            ) from error
+
+    def _close(self) -> None:
+        for env in self.envs:
+            env.close()

@@ -1,0 +1,85 @@
+"""A checked session over N spec environments: the exact, slow reference session.
+
+Each environment is a `spec.envs.base.Environment` stepped with plain Python; the batch is
+assembled into CPU tensors. Environment i owns the generator `np.random.default_rng(seed + i)`
+after `reset(seed=seed)` (the Gymnasium convention, so a spec CartPole session reproduces
+Gymnasium's observations bit for bit) and draws its auto-resets from it.
+"""
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from runtime.boundary import Contract
+from runtime.envs.base import EnvStep
+from runtime.sessions.base import CheckedSession, EnvironmentStepError, stack_observations
+from spec.envs.base import Environment
+
+__all__ = ["SpecSession"]
+
+
+class SpecSession(CheckedSession):
+    """N copies of one spec environment behind the checked-session protocol.
+
+    Args:
+        env: the spec environment.
+        num_envs: the number N of copies.
+        reward_dtype: the floating dtype of rewards (float32 unless set).
+        contract: the contract (default: `Contract.from_spec_env(env)`).
+    """
+
+    def __init__(
+        self,
+        env: Environment[Any, Any],
+        num_envs: int = 1,
+        *,
+        reward_dtype: torch.dtype = torch.float32,
+        contract: Contract | None = None,
+    ) -> None:
+        super().__init__(contract or Contract.from_spec_env(env), num_envs, "cpu")
+        self.env = env
+        self.reward_dtype = reward_dtype
+        self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
+        self._states: list[Any] = [None] * self.num_envs
+        self._observations: list[np.ndarray] = []
+
+    def _reset(self, seed: int | None) -> Tensor:
+        if seed is not None:
+            self._rngs = [np.random.default_rng(seed + i) for i in range(self.num_envs)]
+        self._observations = []
+        for i, rng in enumerate(self._rngs):
+            self._states[i], observation = self.env.reset(rng)
+            self._observations.append(observation)
+        return stack_observations(self.contract, self._observations, field="observation", step=None)
+
+    def _step(self, actions: Tensor, step: int) -> EnvStep:
+        next_observations, rewards, terminated, truncated = [], [], [], []
+        for i, action in enumerate(actions.tolist()):
+            try:
+                outcome = self.env.step(self._states[i], action)
+                if outcome.terminated or outcome.truncated:
+                    self._states[i], self._observations[i] = self.env.reset(self._rngs[i])
+                else:
+                    self._states[i], self._observations[i] = outcome.state, outcome.observation
+            except Exception as error:
+                raise EnvironmentStepError(
+                    f"{self.env.name} environment {i} raised at step {step} (action {action}): "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            next_observations.append(outcome.observation)
+            rewards.append(outcome.reward)
+            terminated.append(outcome.terminated)
+            truncated.append(outcome.truncated)
+        return EnvStep(
+            next_observation=stack_observations(
+                self.contract, next_observations, field="next_observation", step=step
+            ),
+            reward=torch.tensor(rewards, dtype=self.reward_dtype),
+            terminated=torch.tensor(terminated, dtype=torch.bool),
+            truncated=torch.tensor(truncated, dtype=torch.bool),
+        )
+
+    def _observe(self) -> Tensor:
+        return stack_observations(self.contract, self._observations, field="observation", step=None)

@@ -1,0 +1,41 @@
+"""A checked session over a batched torch environment: the fast session, on CPU or CUDA.
+
+The environment (a `runtime.envs.base.BatchedEnv`) already steps all copies as tensors and
+auto-resets in the same step; the session adds the contract check, the step count and the
+refusal after a violation. Seeding follows the environment (copy i with `seed + i`).
+"""
+
+from torch import Tensor
+
+from runtime.boundary import Contract
+from runtime.envs.base import BatchedEnv, EnvStep
+from runtime.sessions.base import CheckedSession, EnvironmentStepError
+
+__all__ = ["TorchSession"]
+
+
+class TorchSession(CheckedSession):
+    """A `BatchedEnv` behind the checked-session protocol, on the environment's device.
+
+    Args:
+        env: the batched environment; the session uses its `num_envs` and `device`.
+        contract: the contract (default: `Contract.from_env(env)`).
+    """
+
+    def __init__(self, env: BatchedEnv, *, contract: Contract | None = None) -> None:
+        super().__init__(contract or Contract.from_env(env), env.num_envs, env.device)
+        self.env = env
+
+    def _reset(self, seed: int | None) -> Tensor:
+        return self.env.reset(seed=seed)
+
+    def _step(self, actions: Tensor, step: int) -> EnvStep:
+        try:
+            return self.env.step(actions)
+        except Exception as error:
+            raise EnvironmentStepError(
+                f"{type(self.env).__name__} raised at step {step}: {type(error).__name__}: {error}"
+            ) from error
+
+    def _observe(self) -> Tensor:
+        return self.env.observe()
