@@ -8,6 +8,7 @@
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        |
 """
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -38,10 +39,11 @@ SPEC_ENVIRONMENTS = {"CartPole-v1": "spec.envs.cartpole", "GridWorld-v0": "spec.
 """Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
 
 TORCH_ENVIRONMENTS = {
-    "CartPole-v1": "runtime.envs.cartpole",
-    "GridWorld-v0": "runtime.envs.gridworld",
+    "CartPole-v1": "runtime.envs.cartpole:CartPole",
+    "GridWorld-v0": "runtime.envs.gridworld:GridWorld",
 }
-"""Environment ids of the torch sessions: modules providing the batched environment."""
+"""Environment ids of the torch sessions: `module:class` of the batched environment, whose
+constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""
 
 
 def make_session(
@@ -66,9 +68,10 @@ def make_session(
         seed: when given, the session is reset with it before it is returned.
         dtype: `torch`: the environment's floating dtype; `spec` and `gymnasium`: the dtype of
             rewards (float32 by default). Observations keep the environment's dtype.
-        make_kwargs: `spec`: fields of the environment's `Params`; `torch`: keyword arguments of
-            the environment's constructor; Gymnasium kinds: keyword arguments of
-            `gymnasium.make`.
+        make_kwargs: `spec` and `torch`: fields of the spec environment's `Params` (e.g.
+            `max_episode_steps` for CartPole), and for `torch` also keyword arguments of the
+            environment's constructor (e.g. `reset_noise="gymnasium"`); Gymnasium kinds:
+            keyword arguments of `gymnasium.make`.
         options: passed on to the session's constructor (e.g. `contract=`, or `num_servers=`
             and `timeout=` for `gymnasium-subprocess`).
 
@@ -84,18 +87,27 @@ def make_session(
     if kind == "spec":
         from runtime.sessions.spec import SpecSession
 
-        module = _environment_module(SPEC_ENVIRONMENTS, kind, env_id)
-        env = module.environment(module.Params(**make_kwargs))
+        module = importlib.import_module(_registered(SPEC_ENVIRONMENTS, kind, env_id))
+        params, rest = _split_params(module.Params, make_kwargs)
+        if rest:
+            raise ValueError(
+                f"make_session: unknown make_kwargs {sorted(rest)} for the spec {env_id}; "
+                f"valid: {sorted(f.name for f in dataclasses.fields(module.Params))}"
+            )
+        env = module.environment(params)
         if dtype is not None:
             options.setdefault("reward_dtype", dtype)
         session: CheckedSession = SpecSession(env, num_envs, **options)
     elif kind == "torch":
         from runtime.sessions.torch import TorchSession
 
-        module = _environment_module(TORCH_ENVIRONMENTS, kind, env_id)
+        module_name, class_name = _registered(TORCH_ENVIRONMENTS, kind, env_id).split(":")
+        env_class = getattr(importlib.import_module(module_name), class_name)
+        spec_module = importlib.import_module(SPEC_ENVIRONMENTS[env_id])
+        params, rest = _split_params(spec_module.Params, make_kwargs)
         if dtype is not None:
-            make_kwargs.setdefault("dtype", dtype)
-        env = module.make(num_envs=num_envs, device=device, **make_kwargs)
+            rest.setdefault("dtype", dtype)
+        env = env_class(num_envs, params, device=device, **rest)
         session = TorchSession(env, **options)
     elif kind == "gymnasium":
         from runtime.sessions.gymnasium import GymnasiumSession
@@ -116,11 +128,18 @@ def make_session(
     return session
 
 
-def _environment_module(registry: dict[str, str], kind: str, env_id: str) -> Any:
-    """The module providing `env_id` for `kind`, or a ValueError listing the valid ids."""
+def _registered(registry: dict[str, str], kind: str, env_id: str) -> str:
+    """What `registry` holds for `env_id`, or a ValueError listing the valid ids."""
     if env_id not in registry:
         raise ValueError(
             f"make_session: {kind!r} sessions provide the environments {sorted(registry)}, "
             f"got {env_id!r}"
         )
-    return importlib.import_module(registry[env_id])
+    return registry[env_id]
+
+
+def _split_params(params_class: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """`params_class` built from the keys of `kwargs` that are its fields, and the rest."""
+    names = {f.name for f in dataclasses.fields(params_class)}
+    params = params_class(**{key: value for key, value in kwargs.items() if key in names})
+    return params, {key: value for key, value in kwargs.items() if key not in names}
