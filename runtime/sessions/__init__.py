@@ -82,7 +82,8 @@ def make_session(
     make_kwargs = dict(make_kwargs or {})
     if kind not in KINDS:
         raise ValueError(f"make_session: kind must be one of {list(KINDS)}, got {kind!r}")
-    if kind != "torch" and torch.device(device).type != "cpu":
+    # Not `torch.device(...)`: importing runtime.sessions.torch rebinds `torch` in this package.
+    if kind != "torch" and str(device).split(":")[0] != "cpu":
         raise ValueError(f"make_session: {kind!r} sessions run on the CPU, got device={device}")
     if kind == "spec":
         from runtime.sessions.spec import SpecSession
