@@ -58,8 +58,17 @@ MAX_FRAME_BYTES = 1 << 28
 COMMANDS = ("describe", "reset", "step", "close")
 ALLOWED_DTYPES = frozenset(
     np.dtype(name).newbyteorder("<").str
-    for name in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32",
-                 "float64")
+    for name in (
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "float16",
+        "float32",
+        "float64",
+    )
 )
 
 
@@ -171,7 +180,7 @@ def decode_body(prefix: bytes, body: bytes) -> Message:
                 f"bad frame: array {name!r} of shape {shape} and dtype {dtype} needs {size} bytes "
                 f"at offset {offset}, but the payload has {payload_size}"
             )
-        arrays[name] = np.frombuffer(payload[offset:offset + size], dtype=dtype).reshape(shape)
+        arrays[name] = np.frombuffer(payload[offset : offset + size], dtype=dtype).reshape(shape)
         offset += size
     if offset != payload_size:
         raise ProtocolError(

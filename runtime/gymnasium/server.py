@@ -70,7 +70,6 @@ class GymServer:
     def __init__(self, env_id: str, num_envs: int, make_kwargs: dict[str, Any]) -> None:
         self.env_id = env_id
         self.envs = [gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
-        self.steps = 0
 
     def handle(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         """Serve one decoded request; return the reply frame (an error reply if it fails)."""
@@ -88,14 +87,19 @@ class GymServer:
         except ProtocolError as error:
             return error_reply(str(error), "protocol")
         except EnvironmentFailure as failure:
-            return error_reply(str(failure), failure.kind, traceback=failure.traceback)
+            return error_reply(str(failure), failure.kind, **failure.fields)
+        except Exception as error:
+            print(traceback.format_exc(), file=sys.stderr, end="")
+            return error_reply(f"server failed on {command!r}: {error!r}", "internal")
 
     def describe(self) -> bytes:
         """Reply with K and both spaces."""
         observation, observation_arrays = describe_space(self.envs[0].observation_space)
         action, _ = describe_space(self.envs[0].action_space)
+        spec = self.envs[0].spec
         header = {
             "ok": True,
+            "name": spec.id if spec is not None else type(self.envs[0].unwrapped).__name__,
             "num_envs": len(self.envs),
             "observation_space": observation,
             "action_space": action,
@@ -119,8 +123,7 @@ class GymServer:
         for index, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
             observation, _ = self._call(index, "reset", lambda e=env, s=seed: e.reset(seed=s))
             observations.append(observation)
-        self.steps = 0
-        return encode_frame({"ok": True}, {"observation": stack("observation", observations)})
+        return encode_frame({"ok": True}, {"observation": self._stack("observation", observations)})
 
     def step(self, actions: np.ndarray | None) -> bytes:
         """Step every environment; reset in the same step those that finish."""
@@ -128,22 +131,21 @@ class GymServer:
         final, rewards, terminated, truncated, current = [], [], [], [], []
         for index, (env, action) in enumerate(zip(self.envs, actions.tolist(), strict=True)):
             observation, reward, term, trunc, _ = self._call(
-                index, "step", lambda e=env, a=action: e.step(a)
+                index, f"step (action {action})", lambda e=env, a=action: e.step(a)
             )
             final.append(observation)
             rewards.append(float(reward))
             terminated.append(bool(term))
             truncated.append(bool(trunc))
             if term or trunc:
-                observation, _ = self._call(index, "reset", lambda e=env: e.reset())
+                observation, _ = self._call(index, "auto-reset", lambda e=env: e.reset())
             current.append(observation)
-        self.steps += 1
         arrays = {
-            "next_observation": stack("next_observation", final),
+            "next_observation": self._stack("next_observation", final),
             "reward": np.asarray(rewards, dtype=np.float64),
             "terminated": np.asarray(terminated, dtype=bool),
             "truncated": np.asarray(truncated, dtype=bool),
-            "observation": stack("observation", current),
+            "observation": self._stack("observation", current),
         }
         return encode_frame({"ok": True}, arrays)
 
@@ -170,45 +172,67 @@ class GymServer:
                 )
         return actions
 
+    def _stack(self, field: str, observations: Sequence[Any]) -> np.ndarray:
+        """Stack observations `[K, *S]` after checking each one's shape and dtype.
+
+        The first observation whose shape or dtype is not the observation space's raises
+        `EnvironmentFailure` naming it, as the in-process session's check does.
+        """
+        space = self.envs[0].observation_space
+        arrays = [np.asarray(observation) for observation in observations]
+        for index, array in enumerate(arrays):
+            for kind, value, expected in (
+                ("shape", array.shape, space.shape),
+                ("dtype", array.dtype, space.dtype),
+            ):
+                if value != expected:
+                    raise EnvironmentFailure(
+                        f"{field} has {kind} {value}, expected {expected}",
+                        "contract",
+                        env=index,
+                        field=field,
+                        violation=kind,
+                        value=list(value) if kind == "shape" else str(value),
+                    )
+        return np.stack(arrays)
+
     def _call(self, index: int, what: str, call: Any) -> Any:
         """Run `call` for environment `index`; wrap any exception it raises."""
         try:
             return call()
         except Exception as error:
+            print(traceback.format_exc(), file=sys.stderr, end="")
             raise EnvironmentFailure(
-                f"{self.env_id}: environment {index} raised {type(error).__name__} in {what} "
-                f"(server step {self.steps + 1}): {error}",
+                f"{type(error).__name__}: {error}",
                 "environment",
-                traceback.format_exc(),
+                env=index,
+                call=what,
+                traceback=traceback.format_exc(),
             ) from error
 
 
 class EnvironmentFailure(Exception):
-    """An exception raised by an environment, carried to the client as an error reply."""
+    """A failure of one environment, carried to the client as an error reply.
 
-    def __init__(self, message: str, kind: str, traceback: str = "") -> None:
+    Args:
+        message: what happened, without saying which environment (the client knows its index).
+        kind: "environment" (it raised) or "contract" (an observation of the wrong shape or
+            dtype, which cannot be stacked or sent as the space says).
+        env: the environment's index on this server.
+        fields: more header fields for the reply.
+    """
+
+    def __init__(
+        self, message: str, kind: str, *, env: int, traceback: str = "", **fields: Any
+    ) -> None:
         super().__init__(message)
         self.kind = kind
-        self.traceback = traceback
+        self.fields = {"env": env, "traceback": traceback, **fields}
 
 
-def stack(field: str, observations: Sequence[Any]) -> np.ndarray:
-    """Stack per-environment observations; raise `EnvironmentFailure` if their shapes differ."""
-    arrays = [np.asarray(observation) for observation in observations]
-    shapes = [array.shape for array in arrays]
-    if len(set(shapes)) > 1:
-        index = next(i for i, shape in enumerate(shapes) if shape != shapes[0])
-        raise EnvironmentFailure(
-            f"contract violation: {field}[env {index}] has shape {shapes[index]}, "
-            f"environment 0 gave {shapes[0]}",
-            "contract",
-        )
-    return np.stack(arrays)
-
-
-def error_reply(message: str, kind: str, traceback: str = "") -> bytes:
-    """The frame of a failed request."""
-    return encode_frame({"ok": False, "error": message, "kind": kind, "traceback": traceback})
+def error_reply(message: str, kind: str, **fields: Any) -> bytes:
+    """The frame of a failed request: `{"ok": false, "error", "kind", ...fields}`."""
+    return encode_frame({"ok": False, "error": message, "kind": kind, **fields})
 
 
 def read_exact(stream: BinaryIO, size: int) -> bytes | None:
@@ -239,8 +263,9 @@ def claim_channel() -> tuple[BinaryIO, BinaryIO]:
     return channel_in, channel_out
 
 
-def serve(server: GymServer | None, make_error: str, channel_in: BinaryIO,
-          channel_out: BinaryIO) -> int:
+def serve(
+    server: GymServer | None, make_error: str, channel_in: BinaryIO, channel_out: BinaryIO
+) -> int:
     """Answer requests until `close`, end of input or a broken frame; return the exit code."""
     while True:
         try:

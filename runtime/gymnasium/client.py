@@ -1,0 +1,520 @@
+"""The bridge's client: server processes, their channels, and a checked session over them.
+
+`SubprocessSession` spreads N Gymnasium environments over a few
+`python -m runtime.gymnasium.server` processes and steps them in parallel (send a batch of
+actions to every server, then read every reply). Every read and write has a deadline; a server
+that crashes, hangs, exits or sends garbage becomes a `BridgeError` carrying its exit code and the
+last lines of its stderr, and every server is killed. Processes never outlive the session: `close`
+stops them, a finaliser kills them if the caller forgets `close`, and an interrupt
+(`KeyboardInterrupt`) during a read kills them before it propagates. Servers also exit on their
+own when their standard input closes, so a client killed outright leaves nothing behind.
+"""
+
+import collections
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+import gymnasium
+import numpy as np
+import torch
+from torch import Tensor
+
+from runtime.boundary import Contract, ContractViolation
+from runtime.envs.base import EnvStep
+from runtime.gymnasium.protocol import (
+    PREFIX,
+    Message,
+    ProtocolError,
+    decode_body,
+    decode_prefix,
+    encode_frame,
+)
+from runtime.sessions.base import CheckedSession, EnvironmentStepError
+from spec.contract import Violation
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "STDERR_TAIL_LINES",
+    "BridgeError",
+    "ServerPool",
+    "SubprocessSession",
+    "space_from_description",
+]
+
+DEFAULT_TIMEOUT = 30.0
+STDERR_TAIL_LINES = 20
+SHUTDOWN_GRACE = 2.0
+READ_CHUNK = 1 << 16
+
+
+class BridgeError(RuntimeError):
+    """A server of the Gymnasium bridge failed: it crashed, hung, exited or broke the protocol.
+
+    Attributes:
+        exit_code: the server's exit code where it is known (negative: killed by that signal).
+        stderr_tail: the last lines the server wrote to its stderr.
+    """
+
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, stderr_tail: Sequence[str] = ()
+    ) -> None:
+        self.summary = message
+        self.exit_code = exit_code
+        self.stderr_tail = tuple(stderr_tail)
+        if self.stderr_tail:
+            message += "\nlast lines of its stderr:\n" + "\n".join(
+                f"  {line}" for line in self.stderr_tail
+            )
+        super().__init__(message)
+
+
+class _ChannelClosed(Exception):
+    """The server closed its end of the channel."""
+
+
+class _DeadlinePassed(Exception):
+    """A read or write did not finish before its deadline."""
+
+
+class ServerProcess:
+    """One server process: its pipes, a thread keeping its stderr tail, deadline-bound I/O.
+
+    Args:
+        index: the server's position in its pool (for messages).
+        env_id, num_envs, make_kwargs_json: passed on the server's command line.
+        first_env: the global index of the server's first environment (for messages).
+    """
+
+    def __init__(
+        self, index: int, env_id: str, num_envs: int, first_env: int, make_kwargs_json: str
+    ) -> None:
+        self.index = index
+        self.first_env = first_env
+        self.num_envs = num_envs
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runtime.gymnasium.server",
+                "--env-id",
+                env_id,
+                "--num-envs",
+                str(num_envs),
+                "--make-kwargs",
+                make_kwargs_json,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_environment(),
+            start_new_session=True,
+        )
+        self.pid = self.process.pid
+        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._drainer = threading.Thread(
+            target=_drain, args=(self.process.stderr, self.tail), daemon=True
+        )
+        self._drainer.start()
+        self._in = self.process.stdin.fileno()
+        self._out = self.process.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+        self._buffer = bytearray()
+        self._selector = selectors.DefaultSelector()
+
+    @property
+    def name(self) -> str:
+        """`server 1 (envs 4..7)`, for messages."""
+        last = self.first_env + self.num_envs - 1
+        return f"server {self.index} (pid {self.pid}, envs {self.first_env}..{last})"
+
+    def send(self, frame: bytes, deadline: float) -> None:
+        """Write `frame` completely before `deadline`."""
+        view = memoryview(frame)
+        while view:
+            try:
+                written = os.write(self._in, view)
+            except BlockingIOError:
+                written = 0
+            except (BrokenPipeError, ValueError, OSError) as error:
+                raise _ChannelClosed from error
+            view = view[written:]
+            if view:
+                self._wait(self._in, selectors.EVENT_WRITE, deadline)
+
+    def receive(self, deadline: float) -> Message:
+        """Read one frame before `deadline`; return its header and arrays."""
+        prefix = self._read(PREFIX.size, deadline)
+        body = self._read(decode_prefix(prefix), deadline)
+        return decode_body(prefix, body)
+
+    def failure(self, summary: str, *, kill: bool) -> BridgeError:
+        """A `BridgeError` for this server with its exit code and stderr tail (after `kill`)."""
+        if kill:
+            self.kill()
+        else:
+            try:
+                self.process.wait(SHUTDOWN_GRACE)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._drainer.join(SHUTDOWN_GRACE)
+        code = self.process.returncode
+        return BridgeError(
+            f"bridge: {self.name} {summary}; exit code {code}",
+            exit_code=code,
+            stderr_tail=list(self.tail),
+        )
+
+    def stop(self, frame: bytes, timeout: float) -> None:
+        """Ask the server to close, wait for it to exit, kill it if it does not."""
+        if self.process.poll() is None:
+            try:
+                deadline = time.monotonic() + timeout
+                self.send(frame, deadline)
+                self.receive(deadline)
+                self.process.wait(max(0.0, deadline - time.monotonic()))
+            except (_ChannelClosed, _DeadlinePassed, ProtocolError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the process (if alive), reap it and close the pipes."""
+        _kill(self.process)
+        self._selector.close()
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        while len(self._buffer) < size:
+            self._wait(self._out, selectors.EVENT_READ, deadline)
+            try:
+                chunk = os.read(self._out, max(READ_CHUNK, size - len(self._buffer)))
+            except BlockingIOError:
+                continue
+            except (ValueError, OSError) as error:
+                raise _ChannelClosed from error
+            if not chunk:
+                raise _ChannelClosed
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _wait(self, fd: int, event: int, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed
+        self._selector.register(fd, event)
+        try:
+            ready = self._selector.select(remaining)
+        finally:
+            self._selector.unregister(fd)
+        if not ready:
+            raise _DeadlinePassed
+
+
+class ServerPool:
+    """Servers hosting N environments together, as evenly as possible, stepped in parallel.
+
+    Args:
+        env_id: a Gymnasium id, also `module:Name-vN` (the module must be importable from the
+            current directory or `sys.path`, which the servers inherit through `PYTHONPATH`).
+        num_envs: N, the total number of environments.
+        num_servers: how many processes share them (at most N).
+        make_kwargs_json: a JSON object of keyword arguments for `gymnasium.make`.
+        timeout: seconds any single request may take before its server counts as hung.
+    """
+
+    def __init__(
+        self, env_id: str, num_envs: int, num_servers: int, make_kwargs_json: str, timeout: float
+    ) -> None:
+        if not 1 <= num_servers <= num_envs:
+            raise ValueError(
+                f"bridge: expected 1 <= num_servers <= num_envs = {num_envs}, got {num_servers}"
+            )
+        if not timeout > 0:
+            raise ValueError(f"bridge: expected a positive timeout in seconds, got {timeout}")
+        self.timeout = float(timeout)
+        self.servers: list[ServerProcess] = []
+        self._finalizer = weakref.finalize(self, _kill_all, self.servers)
+        sizes = [len(part) for part in np.array_split(np.arange(num_envs), num_servers)]
+        first = 0
+        for index, size in enumerate(sizes):
+            self.servers.append(ServerProcess(index, env_id, size, first, make_kwargs_json))
+            first += size
+        self.closed = False
+
+    @property
+    def slices(self) -> list[slice]:
+        """The global environment indices of each server."""
+        return [slice(s.first_env, s.first_env + s.num_envs) for s in self.servers]
+
+    def request(
+        self,
+        command: str,
+        headers: Sequence[dict[str, Any]] | None = None,
+        arrays: Sequence[dict[str, np.ndarray]] | None = None,
+    ) -> list[Message]:
+        """Send `command` to every server, then read every reply (in server order).
+
+        Per-server `headers` and `arrays` extend the request. A hard failure (timeout, exit,
+        malformed reply) or an interrupt kills every server and raises `BridgeError` (or lets
+        the interrupt through); error replies are returned for the caller to judge.
+        """
+        if self.closed:
+            raise BridgeError(f"bridge: cannot send {command!r}, the session's servers are closed")
+        deadline = time.monotonic() + self.timeout
+        server = self.servers[0]
+        try:
+            for position, server in enumerate(self.servers):
+                header = {"cmd": command, **(headers[position] if headers else {})}
+                server.send(encode_frame(header, arrays[position] if arrays else None), deadline)
+            replies = []
+            for server in self.servers:
+                replies.append(server.receive(deadline))
+            return replies
+        except _DeadlinePassed:
+            error = server.failure(
+                f"did not answer {command!r} within {self.timeout:g} s and was killed", kill=True
+            )
+        except _ChannelClosed:
+            error = server.failure(f"closed its channel during {command!r}", kill=False)
+        except ProtocolError as bad:
+            error = server.failure(f"sent a malformed reply to {command!r}: {bad}", kill=True)
+        except BaseException:
+            self.kill()
+            raise
+        self.kill()
+        raise error
+
+    def close(self) -> None:
+        """Stop every server politely (close request, then kill after the timeout)."""
+        if not self.closed:
+            frame = encode_frame({"cmd": "close"})
+            for server in self.servers:
+                server.stop(frame, min(self.timeout, SHUTDOWN_GRACE))
+            self.closed = True
+            self._finalizer.detach()
+
+    def kill(self) -> None:
+        """Kill every server now."""
+        self.closed = True
+        _kill_all(self.servers)
+        self._finalizer.detach()
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the servers (for tests that check none survives)."""
+        return [server.pid for server in self.servers]
+
+
+class SubprocessSession(CheckedSession):
+    """N Gymnasium environments in server processes, behind the checked-session protocol.
+
+    Environments are spread over `num_servers` processes as evenly as possible (the first
+    servers take one more); global environment i lives on the server whose range holds it.
+    `reset(seed=s)` seeds environment i with `s + i`, so a bridge session yields exactly the
+    transitions of the in-process `GymnasiumSession` for the same seeds and actions. The servers
+    auto-reset finished environments in the same step and send the true final observation with
+    the reset one; the client checks every transition against the contract.
+
+    Args:
+        env_id: a Gymnasium id, also `module:Name-vN`.
+        num_envs: N, the total number of environments.
+        num_servers: processes stepped in parallel.
+        make_kwargs: keyword arguments of every `gymnasium.make` call (JSON-serialisable).
+        timeout: seconds any request may take before its server counts as hung.
+        device: where the returned tensors live.
+        reward_dtype: the floating dtype of rewards (float32, as in the in-process session).
+        contract: the contract (default: `Contract.from_spaces` of the servers' spaces).
+
+    Raises:
+        BridgeError: a server could not start, make its environments, or answer in time.
+        ValueError: the spaces are not a `Box` and a `Discrete` starting at 0.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        *,
+        num_envs: int = 1,
+        num_servers: int = 1,
+        make_kwargs: dict[str, Any] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        device: torch.device | str = "cpu",
+        reward_dtype: torch.dtype = torch.float32,
+        contract: Contract | None = None,
+    ) -> None:
+        try:
+            make_kwargs_json = json.dumps(make_kwargs or {}, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"SubprocessSession: make_kwargs must be JSON-serialisable, got {make_kwargs!r} "
+                f"({error})"
+            ) from None
+        pool = ServerPool(env_id, num_envs, num_servers, make_kwargs_json, timeout)
+        try:
+            header, arrays = self._describe(pool, env_id)
+            observation_space = space_from_description(header["observation_space"], arrays)
+            action_space = space_from_description(header["action_space"], {})
+            contract = contract or Contract.from_spaces(observation_space, action_space)
+        except BaseException:
+            pool.kill()
+            raise
+        super().__init__(contract, num_envs, device)
+        self.env_id = env_id
+        self.name = header["name"]
+        self.reward_dtype = reward_dtype
+        self.pool = pool
+        self._current: Tensor | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the servers."""
+        return self.pool.pids
+
+    @staticmethod
+    def _describe(pool: ServerPool, env_id: str) -> Message:
+        replies = pool.request("describe")
+        for server, (header, _) in zip(pool.servers, replies, strict=True):
+            if not header.get("ok"):
+                raise server.failure(
+                    f"could not serve {env_id!r}: {header.get('error')}", kill=True
+                )
+        return replies[0]
+
+    def _reset(self, seed: int | None) -> Tensor:
+        headers = [
+            {"seeds": None if seed is None else [seed + i for i in range(part.start, part.stop)]}
+            for part in self.pool.slices
+        ]
+        replies = self._request("reset", None, headers=headers)
+        self._current = self._gather(replies, "observation")
+        return self._current
+
+    def _step(self, actions: Tensor, step: int) -> EnvStep:
+        host = actions.cpu().numpy()
+        arrays = [{"actions": host[part]} for part in self.pool.slices]
+        replies = self._request("step", step, arrays=arrays)
+        self._current = self._gather(replies, "observation")
+        return EnvStep(
+            next_observation=self._gather(replies, "next_observation"),
+            reward=self._gather(replies, "reward").to(self.reward_dtype),
+            terminated=self._gather(replies, "terminated"),
+            truncated=self._gather(replies, "truncated"),
+        )
+
+    def _observe(self) -> Tensor:
+        assert self._current is not None
+        return self._current
+
+    def _close(self) -> None:
+        self.pool.close()
+
+    def _request(self, command: str, step: int | None, **parts: Any) -> list[Message]:
+        """Send `command` to every server; raise the first error reply as the right exception."""
+        replies = self.pool.request(command, **parts)
+        for server, (header, _) in zip(self.pool.servers, replies, strict=True):
+            if not header.get("ok"):
+                raise self._reply_error(server, header, step)
+        return replies
+
+    def _reply_error(
+        self, server: ServerProcess, header: dict[str, Any], step: int | None
+    ) -> Exception:
+        """The exception of an error reply: what went wrong, which environment, which step."""
+        kind, message = header.get("kind"), header.get("error")
+        env = server.first_env + int(header.get("env", 0))
+        if kind == "contract":
+            value = header["value"]
+            value = tuple(value) if header["violation"] == "shape" else np.dtype(value)
+            expected = (
+                self.contract.observation_shape
+                if header["violation"] == "shape"
+                else self.contract.observation_dtype
+            )
+            return ContractViolation(
+                [
+                    Violation(
+                        header["violation"], header["field"], env, step, None, value, str(expected)
+                    )
+                ]
+            )
+        if kind == "environment":
+            at = "" if step is None else f" at step {step}"
+            error = EnvironmentStepError(
+                f"{self.name} environment {env} raised in {header.get('call')}{at} "
+                f"(bridge {server.name}): {message}"
+            )
+            error.server_traceback = header.get("traceback", "")
+            return error
+        self.pool.kill()
+        return BridgeError(f"bridge: {server.name} refused the request: {message}")
+
+    def _gather(self, replies: Sequence[Message], name: str) -> Tensor:
+        """One reply array from every server, concatenated into a tensor on `device`."""
+        parts = [arrays[name] for _, arrays in replies]
+        array = parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+        return torch.from_numpy(array).to(self.device)
+
+
+def space_from_description(
+    description: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> gymnasium.Space:
+    """Rebuild a `Box` or `Discrete` space from its `describe` record; refuse anything else."""
+    kind = description.get("type")
+    if kind == "Box":
+        return gymnasium.spaces.Box(
+            arrays["low"],
+            arrays["high"],
+            tuple(description["shape"]),
+            np.dtype(description["dtype"]),
+        )
+    if kind == "Discrete":
+        return gymnasium.spaces.Discrete(description["n"], start=description["start"])
+    raise ValueError(
+        f"bridge: expected a Box observation space and a Discrete action space, got a {kind} "
+        f"space ({description})"
+    )
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill `process` if it runs, reap it, close its pipes."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _kill_all(servers: Iterable[ServerProcess]) -> None:
+    """Kill every server; used by `close`, on errors and by the finaliser (holds no session)."""
+    for server in servers:
+        server.kill()
+
+
+def _drain(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    """Keep the last lines of a server's stderr until it closes."""
+    with stream:
+        for line in iter(stream.readline, b""):
+            tail.append(line.decode(errors="replace").rstrip())
+
+
+def _child_environment() -> dict[str, str]:
+    """The environment of a server: ours, with our `sys.path` on `PYTHONPATH`."""
+    environment = dict(os.environ)
+    paths = [os.getcwd(), *(path for path in sys.path if path)]
+    if environment.get("PYTHONPATH"):
+        paths.append(environment["PYTHONPATH"])
+    environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return environment
