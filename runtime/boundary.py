@@ -266,34 +266,39 @@ def _optional_numpy(tensor: Tensor | None) -> np.ndarray | None:
 @functools.lru_cache(maxsize=64)
 def _limits(
     contract: spec_contract.Contract, device: torch.device
-) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
+) -> tuple[bool, bool, Tensor, Tensor]:
     """The fast check's float64 limits on `device`, cached per contract and device.
 
-    Returns lower and upper limits for the per-entry minima and maxima of `[observation,
-    next_observation]` (None when observations are unconstrained), and for `[reward, action]`.
-    With a finiteness rule, infinite bounds become +-float64 max, so infinities fail them; NaN
-    fails every comparison.
+    Returns whether observations and rewards are constrained at all, and the lower and upper
+    limits for the concatenated minima and maxima of `[observation entries, next_observation
+    entries, reward]` (the constrained parts only). With a finiteness rule, infinite bounds
+    become +-float64 max, so infinities fail them; NaN fails every comparison.
     """
     size = int(np.prod(contract.observation_shape))
-    observation_limits = None, None
-    constrained = contract.finite_observations or contract.observation_low is not None
-    if constrained or contract.observation_high is not None:
+    lows, highs = [], []
+    observations = (
+        contract.finite_observations
+        or contract.observation_low is not None
+        or contract.observation_high is not None
+    )
+    if observations:
         finite = _FLOAT64_MAX if contract.finite_observations else np.inf
         low, high = contract.observation_low, contract.observation_high
         low = np.full(size, -np.inf) if low is None else low.reshape(size)
         high = np.full(size, np.inf) if high is None else high.reshape(size)
-        observation_limits = tuple(
-            torch.as_tensor(np.tile(bound, 2), dtype=torch.float64, device=device)
-            for bound in (np.maximum(low, -finite), np.minimum(high, finite))
-        )
-    reward_finite = _FLOAT64_MAX if contract.finite_rewards else np.inf
-    reward_low, reward_high = contract.reward_range or (-np.inf, np.inf)
-    scalar_low = [max(reward_low, -reward_finite), 0.0]
-    scalar_high = [min(reward_high, reward_finite), contract.n_actions - 1]
+        lows += [np.maximum(low, -finite)] * 2
+        highs += [np.minimum(high, finite)] * 2
+    rewards = contract.finite_rewards or contract.reward_range is not None
+    if rewards:
+        finite = _FLOAT64_MAX if contract.finite_rewards else np.inf
+        reward_low, reward_high = contract.reward_range or (-np.inf, np.inf)
+        lows.append(np.array([max(reward_low, -finite)]))
+        highs.append(np.array([min(reward_high, finite)]))
     return (
-        *observation_limits,
-        torch.tensor(scalar_low, dtype=torch.float64, device=device),
-        torch.tensor(scalar_high, dtype=torch.float64, device=device),
+        observations,
+        rewards,
+        torch.as_tensor(np.concatenate([np.zeros(0), *lows]), dtype=torch.float64, device=device),
+        torch.as_tensor(np.concatenate([np.zeros(0), *highs]), dtype=torch.float64, device=device),
     )
 
 
@@ -307,24 +312,29 @@ def _structure_matches(contract: spec_contract.Contract, transition: Transition)
 
 
 def _values_valid(contract: spec_contract.Contract, transition: Transition) -> bool:
-    """The fast check of every value rule: a few reductions and one host synchronisation."""
-    n = transition.num_envs
-    size = int(np.prod(contract.observation_shape))
-    if n == 0:
+    """The fast check of every value rule: a few reductions and one host synchronisation.
+
+    Per-entry minima and maxima over the batch are compared with the limits of `_limits`
+    (exactly, in float64); actions by their minimum and maximum; the flags by one `any`.
+    """
+    if transition.num_envs == 0:
         return True
-    observation_low, observation_high, scalar_low, scalar_high = _limits(
-        contract, transition.device
-    )
-    reward_min, reward_max = torch.aminmax(transition.reward)
+    observations, rewards, low, high = _limits(contract, transition.device)
+    minima, maxima = [], []
+    if observations:
+        for observation in (transition.observation, transition.next_observation):
+            if not observation.is_floating_point():
+                observation = observation.double()
+            minima.append(observation.amin(0).reshape(-1))
+            maxima.append(observation.amax(0).reshape(-1))
+    if rewards:
+        minima.append(transition.reward.amin().reshape(1))
+        maxima.append(transition.reward.amax().reshape(1))
     action_min, action_max = torch.aminmax(transition.action)
-    minima = torch.stack((reward_min.double(), action_min.double()))
-    maxima = torch.stack((reward_max.double(), action_max.double()))
-    valid = (minima >= scalar_low).all() & (maxima <= scalar_high).all()
-    if observation_low is not None and size > 0:
-        both = torch.stack((transition.observation, transition.next_observation), dim=1)
-        observation_min, observation_max = torch.aminmax(both.reshape(n, 2 * size), dim=0)
-        valid &= (observation_min >= observation_low).all()
-        valid &= (observation_max <= observation_high).all()
+    valid = (action_min >= 0) & (action_max < contract.n_actions)
+    if minima:
+        valid &= (torch.cat(minima).double() >= low).all()
+        valid &= (torch.cat(maxima).double() <= high).all()
     if contract.exclusive_flags:
         valid &= ~(transition.terminated & transition.truncated).any()
     return bool(valid)
@@ -388,17 +398,16 @@ def check_observation(
     For observations that come without a transition (those of a reset); agrees with
     `spec.contract.observation_violations`.
     """
-    n = observation.shape[0]
     if tuple(observation.shape[1:]) == contract.observation_shape and (
         _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     ):
-        observation_low, observation_high, _, _ = _limits(contract, observation.device)
-        size = int(np.prod(contract.observation_shape))
-        if observation_low is None or n == 0 or size == 0:
+        observations, _, low, high = _limits(contract, observation.device)
+        if not observations or observation.shape[0] == 0:
             return
-        minimum, maximum = torch.aminmax(observation.reshape(n, size), dim=0)
-        low, high = observation_low[:size], observation_high[:size]
-        if bool((minimum >= low).all() & (maximum <= high).all()):
+        values = observation if observation.is_floating_point() else observation.double()
+        size = int(np.prod(contract.observation_shape))
+        minimum, maximum = values.amin(0).reshape(-1), values.amax(0).reshape(-1)
+        if bool((minimum.double() >= low[:size]).all() & (maximum.double() <= high[:size]).all()):
             return
     _reject(
         _unmapped_dtype(contract, observation, field, step)
