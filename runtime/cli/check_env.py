@@ -1,0 +1,175 @@
+"""`checked-rl check-env`: run a random policy through a Gymnasium environment's contract.
+
+    checked-rl check-env CartPole-v1 --steps 1000 --num-envs 4 [--subprocess] [--seed 0]
+
+Builds a checked session over `ENV_ID` (in this process, or in bridge servers with
+`--subprocess`), steps it with uniformly random actions and checks, besides the contract that
+every session applies, the session invariants: each transition's `observation` is the previous
+`observe()`, and where no episode ended the next `observe()` is the transition's
+`next_observation` (same-step auto-reset). It prints a short report and exits with 0 when
+nothing was found, otherwise with a one-line error. After a violation the session is reset and
+the check goes on, up to `MAX_VIOLATIONS` violations.
+
+`ENV_ID` is any Gymnasium id, including the `module:Name-vN` form; the module is imported from
+the current directory or the Python path.
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+
+import gymnasium
+import torch
+
+from runtime.boundary import ContractViolation
+from runtime.cli import CLIError
+from runtime.gymnasium.client import DEFAULT_TIMEOUT, BridgeError
+from runtime.sessions import CheckedSession, EnvironmentStepError, make_session
+
+__all__ = ["MAX_VIOLATIONS", "CheckReport", "check_session", "register"]
+
+MAX_VIOLATIONS = 10
+"""The check stops after this many violations."""
+
+
+@dataclass
+class CheckReport:
+    """What `check_session` found.
+
+    Attributes:
+        steps: batched steps taken (each steps every environment once).
+        transitions: transitions checked (steps times environments, less rejected ones).
+        episodes: episodes that ended (terminated or truncated).
+        violations: the messages of contract violations, environment errors and broken
+            session invariants, in the order found.
+    """
+
+    steps: int = 0
+    transitions: int = 0
+    episodes: int = 0
+    violations: list[str] = field(default_factory=list)
+
+
+def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport:
+    """Step `session` `steps` times with uniform random actions; check contract and invariants.
+
+    The session is reset with `seed`, the actions are drawn from a torch generator seeded with
+    `seed`; after a violation the session is reset (without a seed) and the check goes on.
+    """
+    report = CheckReport()
+    generator = torch.Generator().manual_seed(seed)
+    observation = session.reset(seed=seed)
+    for step in range(steps):
+        actions = torch.randint(session.n_actions, (session.num_envs,), generator=generator)
+        report.steps += 1
+        try:
+            transition = session.step_checked(actions)
+        except (ContractViolation, EnvironmentStepError) as error:
+            report.violations.append(str(error))
+            if len(report.violations) >= MAX_VIOLATIONS:
+                break
+            observation = session.reset()
+            continue
+        current = session.observe()
+        report.transitions += session.num_envs
+        report.episodes += int(transition.done.sum())
+        report.violations += _invariant_violations(observation, transition, current, step)
+        observation = current
+    return report
+
+
+def _invariant_violations(
+    previous: torch.Tensor, transition: object, current: torch.Tensor, step: int
+) -> list[str]:
+    """Messages for broken session invariants at `step` (empty when both hold)."""
+    found = []
+    for env in range(previous.shape[0]):
+        if not torch.equal(transition.observation[env], previous[env]):
+            found.append(
+                f"session invariant: observation[env {env}, step {step}] is not the previous "
+                f"observe(): {transition.observation[env].tolist()} != {previous[env].tolist()}"
+            )
+        if not transition.done[env] and not torch.equal(
+            current[env], transition.next_observation[env]
+        ):
+            found.append(
+                f"session invariant: observe()[env {env}] after step {step} is not "
+                f"next_observation although the episode goes on: {current[env].tolist()} != "
+                f"{transition.next_observation[env].tolist()}"
+            )
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    """The handler of `check-env`: build the session, check it, print the report."""
+    if not (args.steps >= 1 and args.num_envs >= 1 and args.timeout > 0):
+        raise CLIError(
+            f"expected --steps >= 1, --num-envs >= 1 and --timeout > 0, got {args.steps}, "
+            f"{args.num_envs} and {args.timeout}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    kind = "gymnasium-subprocess" if args.subprocess else "gymnasium"
+    options = (
+        {"num_servers": min(args.num_servers, args.num_envs), "timeout": args.timeout}
+        if args.subprocess
+        else {}
+    )
+    try:
+        session = make_session(kind, args.env_id, num_envs=args.num_envs, **options)
+    except (gymnasium.error.Error, ImportError, ValueError, BridgeError) as error:
+        raise CLIError(f"cannot check {args.env_id!r}: {_one_line(error)}") from None
+    try:
+        with session:
+            report = check_session(session, args.steps, args.seed)
+    except BridgeError as error:
+        raise CLIError(f"{args.env_id}: {_one_line(error)}") from None
+    where = f"{kind}, {args.num_envs} environments, seed {args.seed}"
+    print(f"check-env {args.env_id} ({where})")
+    print(f"  steps: {report.steps}, transitions checked: {report.transitions}")
+    print(f"  episodes finished: {report.episodes}")
+    print(f"  violations: {len(report.violations)}")
+    for message in report.violations:
+        print(f"    {message}")
+    if report.violations:
+        raise CLIError(
+            f"{args.env_id}: {len(report.violations)} violation(s) in {report.steps} steps; "
+            f"first: {report.violations[0]}"
+        )
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one line; a bridge error keeps the last line of the server's stderr."""
+    if isinstance(error, BridgeError):
+        tail = f" (server stderr: {error.stderr_tail[-1]})" if error.stderr_tail else ""
+        return error.summary + tail
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return f"{type(error).__name__}: {lines[0]}"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `check-env` to the `checked-rl` command."""
+    parser = subparsers.add_parser(
+        "check-env",
+        help="check a Gymnasium environment against its contract with a random policy",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("env_id", metavar="ENV_ID", help="Gymnasium id, also module:Name-vN")
+    parser.add_argument("--steps", type=int, default=1000, help="batched steps (default 1000)")
+    parser.add_argument("--num-envs", type=int, default=4, help="environments (default 4)")
+    parser.add_argument(
+        "--subprocess", action="store_true", help="run the environments in bridge servers"
+    )
+    parser.add_argument(
+        "--num-servers", type=int, default=1, help="bridge servers with --subprocess (default 1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="reset and action seed (default 0)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds a bridge server may take per request (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.set_defaults(handler=run)
