@@ -1,3 +1,152 @@
-"""Strategies: rollouts."""
+"""Strategies for rollouts, categorical logits and tabular MDPs.
 
-__all__: list[str] = []
+- `rollouts`: the `[T, N]` arrays of a rollout (rewards, values, next values, terminated,
+  truncated), optionally consistent (`next_values[t] == values[t + 1]` inside an episode),
+- `discounts`: gamma or lambda in [0, 1], the endpoints included,
+- `logits`: batches `[B, A]` of finite logits, optionally with impossible (`-inf`) actions,
+- `tabular_mdps`, `policies`, `value_vectors`: random finite MDPs with valid transition rows,
+  stochastic policies for them and value functions on their states.
+
+Everything is NumPy float64 (flags bool); callers cast for float32 checks. Sizes and magnitudes
+are bounded by the named constants below; floats are finite.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from spec.mdp import TabularMDP
+
+__all__ = [
+    "LOGITS_MAX_BATCH",
+    "LOGIT_MAGNITUDE",
+    "MAX_ACTIONS",
+    "MDP_MAX_ACTIONS",
+    "MDP_MAX_STATES",
+    "REWARD_MAGNITUDE",
+    "ROLLOUT_MAX_ENVS",
+    "ROLLOUT_MAX_STEPS",
+    "RolloutArrays",
+    "discounts",
+    "logits",
+    "policies",
+    "rollouts",
+    "tabular_mdps",
+    "value_vectors",
+]
+
+ROLLOUT_MAX_STEPS = 64  # T: long enough for several blocks of runtime.returns' blocked scan
+ROLLOUT_MAX_ENVS = 4  # N
+REWARD_MAGNITUDE = 1e3  # bound on |rewards|, |values|, |next_values|
+LOGITS_MAX_BATCH = 8  # B, distributions per batch
+MAX_ACTIONS = 6  # A
+LOGIT_MAGNITUDE = 30.0  # bound on finite |logits|
+MDP_MAX_STATES = 6
+MDP_MAX_ACTIONS = 3
+_MDP_WEIGHT = 3  # transition rows are integer weights 0..3, normalised
+
+
+class RolloutArrays(NamedTuple):
+    """The per-step arrays of a rollout, each `[T, N]`: floats float64, flags bool."""
+
+    rewards: np.ndarray
+    values: np.ndarray
+    next_values: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+
+
+def _floats(magnitude: float) -> st.SearchStrategy[float]:
+    return st.floats(-magnitude, magnitude, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def rollouts(
+    draw: st.DrawFn,
+    *,
+    min_steps: int = 1,
+    max_steps: int = ROLLOUT_MAX_STEPS,
+    max_envs: int = ROLLOUT_MAX_ENVS,
+    consistent: bool = False,
+    magnitude: float = REWARD_MAGNITUDE,
+) -> RolloutArrays:
+    """A rollout of `T` in `[min_steps, max_steps]` steps of `N` in `[1, max_envs]` environments.
+
+    Flags are drawn independently (a step may be both terminated and truncated). With
+    `consistent`, `next_values[t] = values[t + 1]` wherever `t + 1 < T` and the step is not
+    done, as when `next_observation_t` is `observation_{t+1}`.
+    """
+    n_steps = draw(st.integers(min_steps, max_steps))
+    n_envs = draw(st.integers(1, max_envs))
+    shape = (n_steps, n_envs)
+    floats = hnp.arrays(np.float64, shape, elements=_floats(magnitude))
+    flags = hnp.arrays(np.bool_, shape)
+    rewards, values, next_values = draw(floats), draw(floats), draw(floats)
+    terminated, truncated = draw(flags), draw(flags)
+    if consistent:
+        inside = ~(terminated | truncated)[:-1]
+        next_values[:-1] = np.where(inside, values[1:], next_values[:-1])
+    return RolloutArrays(rewards, values, next_values, terminated, truncated)
+
+
+def discounts() -> st.SearchStrategy[float]:
+    """A discount or trace-decay factor in [0, 1]: the endpoints, typical values, anything."""
+    return st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.95, 0.99, 1.0]), st.floats(0.0, 1.0))
+
+
+@st.composite
+def logits(
+    draw: st.DrawFn,
+    *,
+    max_batch: int = LOGITS_MAX_BATCH,
+    max_actions: int = MAX_ACTIONS,
+    impossible: bool = False,
+    magnitude: float = LOGIT_MAGNITUDE,
+) -> np.ndarray:
+    """Logits `[B, A]`, finite; with `impossible`, some entries `-inf` (never a whole row)."""
+    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_actions)))
+    z = draw(hnp.arrays(np.float64, shape, elements=_floats(magnitude)))
+    if impossible:
+        masked = draw(hnp.arrays(np.bool_, shape))
+        masked[np.arange(shape[0]), draw(st.integers(0, shape[1] - 1))] = False
+        z = np.where(masked, -np.inf, z)
+    return z
+
+
+def _stochastic_rows(weights: np.ndarray) -> np.ndarray:
+    """Normalise non-negative weights along the last axis; an all-zero row becomes uniform."""
+    weights = weights.astype(np.float64)
+    totals = weights.sum(axis=-1, keepdims=True)
+    return np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), 1 / weights.shape[-1])
+
+
+@st.composite
+def tabular_mdps(
+    draw: st.DrawFn,
+    *,
+    max_states: int = MDP_MAX_STATES,
+    max_actions: int = MDP_MAX_ACTIONS,
+    magnitude: float = 10.0,
+) -> TabularMDP:
+    """A random finite MDP: sparse stochastic `P` rows, bounded `R`, some terminal states."""
+    n_states = draw(st.integers(1, max_states))
+    n_actions = draw(st.integers(1, max_actions))
+    weights = draw(
+        hnp.arrays(np.int64, (n_states, n_actions, n_states), elements=st.integers(0, _MDP_WEIGHT))
+    )
+    rewards = draw(hnp.arrays(np.float64, (n_states, n_actions), elements=_floats(magnitude)))
+    terminal = draw(hnp.arrays(np.bool_, (n_states,)))
+    return TabularMDP(P=_stochastic_rows(weights), R=rewards, terminal=terminal)
+
+
+def policies(n_states: int, n_actions: int) -> st.SearchStrategy[np.ndarray]:
+    """Stochastic policies `pi[s, a]` (deterministic ones included)."""
+    weights = hnp.arrays(np.int64, (n_states, n_actions), elements=st.integers(0, 4))
+    return weights.map(_stochastic_rows)
+
+
+def value_vectors(n_states: int, magnitude: float = 100.0) -> st.SearchStrategy[np.ndarray]:
+    """Value functions `v[s]`, finite and bounded by `magnitude`."""
+    return hnp.arrays(np.float64, (n_states,), elements=_floats(magnitude))
