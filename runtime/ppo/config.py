@@ -12,7 +12,21 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EVAL_SEED_OFFSET", "PRESETS", "PPOConfig", "field_docs", "preset"]
+__all__ = [
+    "DEFAULT_ENV_ID",
+    "EVAL_SEED_OFFSET",
+    "PRESETS",
+    "SESSION_KINDS",
+    "PPOConfig",
+    "field_docs",
+    "preset",
+]
+
+SESSION_KINDS = ("torch", "spec", "gymnasium", "gymnasium-subprocess")
+"""Sessions training can run on (see `runtime.sessions.make_session`)."""
+
+DEFAULT_ENV_ID = "CartPole-v1"
+"""The environment trained on unless another is named."""
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation episode j of a run seeded s is reset with seed s + EVAL_SEED_OFFSET + j.

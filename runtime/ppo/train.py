@@ -1,0 +1,313 @@
+"""PPO training: collect, compute advantages, optimise, evaluate, checkpoint, repeat.
+
+One update (Schulman et al. 2017, Algorithm 1):
+
+1. collect `T` steps from each of the `N` training environments (`runtime.ppo.collect`);
+2. GAE advantages and lambda-return targets (`runtime.ppo.rollout.to_training_batch`);
+3. `epochs` passes over the batch in `minibatches` shuffled minibatches, each an Adam step on
+   the clipped surrogate + value loss - entropy bonus (`runtime.ppo.loss`), with the gradient
+   clipped to `max_grad_norm`;
+4. every `eval_every` updates, the greedy policy's average return on held-out episodes; the run
+   stops once it reaches `solved_return`.
+
+All randomness of the learner comes from one `torch.Generator` seeded with the config's seed,
+and the training environments are reset with the same seed, so a run is a function of
+(config, session kind, device): on CPU the same inputs give the same log bit for bit.
+"""
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from runtime.ppo.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    save_checkpoint,
+)
+from runtime.ppo.collect import collect
+from runtime.ppo.config import DEFAULT_ENV_ID, SESSION_KINDS, PPOConfig
+from runtime.ppo.evaluate import evaluate
+from runtime.ppo.loss import ppo_loss
+from runtime.ppo.model import ActorCritic
+from runtime.ppo.rollout import TrainingBatch, to_training_batch
+from runtime.ppo.session_state import restore_session_state, session_state
+from runtime.ppo.trainlog import TrainLog
+from runtime.sessions import make_session
+
+__all__ = ["TrainResult", "optimise", "train"]
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced.
+
+    Attributes:
+        model: the trained actor-critic.
+        log: the evaluation curve.
+        updates: updates completed, counting those before a resume.
+        env_steps: environment steps trained on.
+        solved: whether the last evaluation reached `solved_return`.
+        train_seconds: wall time spent collecting and optimising in this call.
+        eval_seconds: wall time spent evaluating in this call.
+    """
+
+    model: ActorCritic
+    log: TrainLog
+    updates: int
+    env_steps: int
+    solved: bool
+    train_seconds: float
+    eval_seconds: float
+
+
+def optimise(
+    model: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: TrainingBatch,
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """`epochs` passes of minibatch Adam steps on the PPO loss; the last step's statistics.
+
+    With one minibatch the whole batch is used in order; otherwise each pass draws a fresh
+    permutation from `generator` (same sequence on every run with the same seed).
+    """
+    size = len(batch)
+    parameters = list(model.parameters())
+    stats: dict[str, Tensor] = {}
+    for _ in range(config.epochs):
+        if config.minibatches == 1:
+            minibatches = [batch]
+        else:
+            order = torch.randperm(size, generator=generator, device=generator.device)
+            minibatches = [
+                batch.select(indices) for indices in order.split(config.minibatch_size)
+            ]
+        for minibatch in minibatches:
+            loss, stats = minibatch_loss(model, minibatch, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+    return {name: float(value) for name, value in stats.items()}
+
+
+def minibatch_loss(
+    model: ActorCritic, batch: TrainingBatch, config: PPOConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The PPO loss of one minibatch under the current parameters, and its statistics."""
+    logits, values = model(batch.observations)
+    loss, stats = ppo_loss(
+        logits=logits,
+        actions=batch.actions,
+        old_log_probs=batch.log_probs,
+        advantages=batch.advantages,
+        values=values,
+        returns=batch.returns,
+        clip_eps=config.clip_coef,
+        value_coef=config.value_coef,
+        entropy_coef=config.entropy_coef,
+    )
+    return loss, stats._asdict()
+
+
+def train(
+    config: PPOConfig | None = None,
+    *,
+    env: str = "torch",
+    env_id: str = DEFAULT_ENV_ID,
+    device: str | torch.device = "cpu",
+    log_path: str | Path | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: str | Path | None = None,
+    stop_after: int | None = None,
+    progress: bool = False,
+    title: str | None = None,
+    notes: str = "",
+    on_evaluation: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train PPO and return the result; see the module docstring for one update.
+
+    Args:
+        config: the settings; with `resume`, None means the checkpoint's own config.
+        env: session kind, one of `SESSION_KINDS`.
+        env_id: the environment (a Gymnasium id for the Gymnasium sessions).
+        device: where the networks and the torch session live.
+        log_path: the training log JSON (and its PNG plot beside it), or None for no files.
+        checkpoint_path: checkpoints go here every `checkpoint_every` updates, at the end, and
+            when the run fails or is interrupted; None for no checkpoints.
+        resume: a checkpoint to continue from, as if the run had never stopped.
+        stop_after: stop once this many updates are complete (counting resumed ones), without
+            changing the schedule set by `config.updates`; used to split a run.
+        progress: show a tqdm progress bar on stderr.
+        title: the log's title (default: "PPO on <env_id> (<env> session)").
+        notes: extra text put before the config in the log's notes.
+        on_evaluation: called with (env_steps, average return) after each evaluation.
+
+    On KeyboardInterrupt or any other exception, the log and a checkpoint of the last completed
+    update are written before the exception propagates.
+    """
+    started = load_checkpoint(resume) if resume is not None else None
+    if started is not None and config is None:
+        config = PPOConfig.from_dict(started["config"])
+    if config is None:
+        config = PPOConfig()
+    if env not in SESSION_KINDS:
+        raise ValueError(f"env must be one of {list(SESSION_KINDS)}, got {env!r}")
+    device = torch.device(device)
+    torch.set_num_threads(config.threads)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    session = make_session(env, env_id, num_envs=config.num_envs, device=device)
+    eval_session = None
+    try:
+        eval_session = make_session(env, env_id, num_envs=config.eval_episodes, device=device)
+        model = ActorCritic(session.observation_shape, session.n_actions, config.hidden)
+        model.to(device)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.learning_rate, eps=config.adam_eps
+        )
+        log = TrainLog(
+            title or f"PPO on {env_id} ({env} session)",
+            notes=_notes(notes, config, env, device),
+        )
+        update, env_steps = 0, 0
+        if started is None:
+            session.reset(seed=config.seed)
+        else:
+            model.load_state_dict(started["model"])
+            optimizer.load_state_dict(started["optimizer"])
+            generator.set_state(started["rng"])
+            update, env_steps = int(started["update"]), int(started["env_steps"])
+            log = TrainLog.from_dict(started["log"])
+            if started["session"] is None:
+                session.reset(seed=_resume_seed(config, update))
+            else:
+                restore_session_state(session, started["session"])
+        run = {"env": env, "env_id": env_id, "device": str(device)}
+        last = (config.updates if stop_after is None else min(stop_after, config.updates))
+        boundary = _snapshot(config, run, model, optimizer, generator, session, update,
+                             env_steps, log)
+        bar = _progress_bar(progress, config.updates, update)
+        train_seconds = eval_seconds = 0.0
+        solved = bool(log.values) and log.values[-1] >= config.solved_return
+        try:
+            while update < last and not solved:
+                tick = time.perf_counter()
+                if config.anneal_lr:
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.learning_rate * (1.0 - update / config.updates)
+                rollout = collect(session, model, config.horizon, generator=generator)
+                batch = to_training_batch(
+                    rollout, gamma=config.gamma, lam=config.lam,
+                    normalize=config.normalize_advantages,
+                )
+                optimise(model, optimizer, batch, config, generator)
+                update += 1
+                env_steps += config.batch_size
+                elapsed = time.perf_counter() - tick
+                train_seconds += elapsed
+                if update % config.eval_every == 0 or update == config.updates:
+                    tick = time.perf_counter()
+                    returns = evaluate(eval_session, model, seed=config.eval_seed,
+                                       max_steps=config.eval_max_steps)
+                    average = float(returns.mean())
+                    eval_seconds += time.perf_counter() - tick
+                    log.append(env_steps, average)
+                    solved = average >= config.solved_return
+                    if log_path is not None:
+                        log.write(log_path, plot=False)
+                    if on_evaluation is not None:
+                        on_evaluation(env_steps, average)
+                boundary = _snapshot(config, run, model, optimizer, generator, session, update,
+                                     env_steps, log)
+                if checkpoint_path is not None and update % config.checkpoint_every == 0:
+                    save_checkpoint(checkpoint_path, boundary)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        avg_return="-" if log.last is None else f"{log.last:.1f}",
+                        steps_per_s=f"{config.batch_size / max(elapsed, 1e-9):.0f}",
+                        refresh=False,
+                    )
+        finally:
+            if bar is not None:
+                bar.close()
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, boundary)
+            if log_path is not None:
+                log.write(log_path)
+        return TrainResult(model, log, update, env_steps, solved, train_seconds, eval_seconds)
+    finally:
+        session.close()
+        if eval_session is not None:
+            eval_session.close()
+
+
+def _snapshot(
+    config: PPOConfig,
+    run: dict[str, str],
+    model: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    session: object,
+    update: int,
+    env_steps: int,
+    log: TrainLog,
+) -> dict[str, Any]:
+    """A checkpoint of the state after `update` completed updates (copies, not references)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "run": dict(run),
+        "network": model.describe(),
+        "update": update,
+        "env_steps": env_steps,
+        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+        "optimizer": _copy_tree(optimizer.state_dict()),
+        "rng": generator.get_state().clone(),
+        "session": session_state(session),
+        "log": log.to_dict(),
+    }
+
+
+def _copy_tree(value: Any) -> Any:
+    """A deep copy of nested dicts/lists whose tensors are copied to the CPU."""
+    if isinstance(value, Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_copy_tree(item) for item in value)
+    return value
+
+
+def _resume_seed(config: PPOConfig, update: int) -> int:
+    """Seed for a session whose state a checkpoint could not hold: fresh training seeds."""
+    return config.seed + config.num_envs * update
+
+
+def _notes(prefix: str, config: PPOConfig, env: str, device: torch.device) -> str:
+    """The log's notes: `prefix`, then the session, device and every config field."""
+    fields = ", ".join(f"{name}={value}" for name, value in config.to_dict().items())
+    parts = [prefix] if prefix else []
+    parts.append(f"env={env}, device={device}, {fields}")
+    return "; ".join(parts)
+
+
+def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
+    """A tqdm bar on stderr, or None when disabled or stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, file=sys.stderr, unit="update", leave=False)
+
