@@ -101,3 +101,106 @@ def tabular_matches_step(
                     assert mdp.R[s, a] == reward, f"R[{s}, {a}] = {mdp.R[s, a]}, step: {reward}"
 
     return prop
+
+
+VALUE_TOL = 1e-9  # linear solves and value iteration on grids of at most 36 cells
+GAMMAS = st.one_of(st.just(0.0), st.floats(0.05, 0.99), st.just(1.0))
+_VALUE = st.floats(-100.0, 100.0, allow_nan=False)
+
+
+def shortest_path_values(params: spec.Params, gamma: float) -> np.ndarray:
+    """The optimal values in closed form: `-(1 + gamma + ... + gamma^(d-2))` at distance `d`.
+
+    Every cell is `d` Manhattan moves from the goal; the last move earns 0, the `d - 1` before it
+    -1 each, discounted. The goal itself is worth 0.
+    """
+    values = np.zeros(params.n_states)
+    for row in range(params.height):
+        for col in range(params.width):
+            distance = abs(row - params.goal[0]) + abs(col - params.goal[1])
+            paid = max(distance - 1, 0)
+            values[spec.index(params, row, col)] = -sum(gamma**k for k in range(paid))
+    return values
+
+
+def exact_values_match(
+    policy_evaluation: Callable[[TabularMDP, np.ndarray, float], np.ndarray],
+) -> Callable[[], None]:
+    """Evaluating the greedy policy of the closed-form optimal values gives those values.
+
+    `policy_evaluation(mdp, pi, gamma)` is the solver under test (e.g. `spec.mdp`'s linear
+    solve); the grid's shortest-path values are known in closed form.
+    """
+
+    @given(params=gridworld_params(), gamma=GAMMAS)
+    def prop(params: spec.Params, gamma: float) -> None:
+        mdp = spec.tabular(params)
+        optimal = shortest_path_values(params, gamma)
+        policy = _toward_goal(params)
+        np.testing.assert_allclose(
+            policy_evaluation(mdp, policy, gamma), optimal, rtol=VALUE_TOL, atol=VALUE_TOL
+        )
+
+    return prop
+
+
+def _toward_goal(params: spec.Params) -> np.ndarray:
+    """A one-hot policy `[S, 4]` that always moves one cell closer to the goal."""
+    policy = np.zeros((params.n_states, spec.N_ACTIONS))
+    for row in range(params.height):
+        for col in range(params.width):
+            d_row, d_col = params.goal[0] - row, params.goal[1] - col
+            if d_row:
+                action = spec.DOWN if d_row > 0 else spec.UP
+            else:
+                action = spec.RIGHT if d_col > 0 else spec.LEFT
+            policy[spec.index(params, row, col), action] = 1.0
+    return policy
+
+
+def optimality_operator_laws(
+    operator: Callable[[TabularMDP, np.ndarray, float], np.ndarray],
+) -> Callable[[], None]:
+    """A Bellman optimality operator on GridWorld: monotone, a gamma-contraction, fixes `v*`.
+
+    `operator(mdp, v, gamma)` is the implementation under test; `v*` is the closed form of
+    `shortest_path_values`, and the contraction is in the sup norm over all states.
+    """
+
+    @given(params=gridworld_params(), gamma=GAMMAS, data=st.data())
+    def prop(params: spec.Params, gamma: float, data: st.DataObject) -> None:
+        mdp = spec.tabular(params)
+        n = params.n_states
+        v = np.array(data.draw(st.lists(_VALUE, min_size=n, max_size=n), label="v"))
+        gap = np.array(data.draw(st.lists(st.floats(0.0, 100.0), min_size=n, max_size=n)))
+        w = v + gap
+        t_v, t_w = operator(mdp, v, gamma), operator(mdp, w, gamma)
+        slack = VALUE_TOL * (1.0 + np.max(np.abs(w)))
+        assert np.all(t_v <= t_w + slack), f"not monotone: v <= w but T v = {t_v}, T w = {t_w}"
+        distance = np.max(np.abs(v - w))
+        assert np.max(np.abs(t_v - t_w)) <= gamma * distance + slack, (
+            f"not a {gamma}-contraction: |T v - T w| = {np.max(np.abs(t_v - t_w))}, "
+            f"|v - w| = {distance}"
+        )
+        optimal = shortest_path_values(params, gamma)
+        np.testing.assert_allclose(
+            operator(mdp, optimal, gamma), optimal, rtol=VALUE_TOL, atol=VALUE_TOL
+        )
+
+    return prop
+
+
+def value_iteration_converges(
+    value_iteration: Callable[..., tuple[np.ndarray, int]],
+) -> Callable[[], None]:
+    """`value_iteration(mdp, gamma, tol=0, max_iterations=k)` is within `gamma^k |v*|` of `v*`."""
+
+    @given(params=gridworld_params(), gamma=st.floats(0.05, 0.99), k=st.integers(0, 30))
+    def prop(params: spec.Params, gamma: float, k: int) -> None:
+        values, _ = value_iteration(spec.tabular(params), gamma, tol=0.0, max_iterations=k)
+        optimal = shortest_path_values(params, gamma)
+        error = np.max(np.abs(values - optimal))
+        bound = gamma**k * np.max(np.abs(optimal))
+        assert error <= bound + VALUE_TOL, f"after {k} sweeps |v_k - v*| = {error} > {bound}"
+
+    return prop
