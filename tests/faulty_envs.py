@@ -9,6 +9,8 @@ two actions that nudge it down or up by 0.05, reward 1 per step, terminated afte
 step after a reset (1-based), and then do their one wrong thing. With `fault_seeds`, only a copy
 last reset with one of those seeds misbehaves, so a test can check that messages name the right
 environment (a session reset with seed s seeds environment i with s + i).
+
+`alive` and `assert_gone` check, without psutil, that no server process outlived a test.
 """
 
 import os
@@ -138,6 +140,25 @@ class PrintsEveryStep(Drift):
         print(f"PrintsEveryStep: step {self.t + 1}, action {action}")
         os.write(1, b"CRLB raw bytes from the simulator on fd 1\n")
         return super().step(action)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def assert_gone(pids: list[int], wait: float = 0.0) -> None:
+    """Assert that none of `pids` runs, polling for up to `wait` seconds (for orphans)."""
+    deadline = time.monotonic() + wait
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [pid for pid in pids if alive(pid)]
+    assert not survivors, f"server processes {survivors} outlived the test"
 
 
 FAULTY_ENVS = {

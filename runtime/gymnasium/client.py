@@ -53,6 +53,7 @@ DEFAULT_TIMEOUT = 30.0
 STDERR_TAIL_LINES = 20
 SHUTDOWN_GRACE = 2.0
 READ_CHUNK = 1 << 16
+SERVER_COMMAND = (sys.executable, "-m", "runtime.gymnasium.server")
 
 
 class BridgeError(RuntimeError):
@@ -90,27 +91,25 @@ class ServerProcess:
     Args:
         index: the server's position in its pool (for messages).
         env_id, num_envs, make_kwargs_json: passed on the server's command line.
+        server_command: the program, before its arguments (tests replace it with impostors).
         first_env: the global index of the server's first environment (for messages).
     """
 
     def __init__(
-        self, index: int, env_id: str, num_envs: int, first_env: int, make_kwargs_json: str
+        self,
+        index: int,
+        env_id: str,
+        num_envs: int,
+        first_env: int,
+        make_kwargs_json: str,
+        server_command: Sequence[str] = SERVER_COMMAND,
     ) -> None:
         self.index = index
         self.first_env = first_env
         self.num_envs = num_envs
+        arguments = ["--env-id", env_id, "--num-envs", str(num_envs)]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runtime.gymnasium.server",
-                "--env-id",
-                env_id,
-                "--num-envs",
-                str(num_envs),
-                "--make-kwargs",
-                make_kwargs_json,
-            ],
+            [*server_command, *arguments, "--make-kwargs", make_kwargs_json],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -228,11 +227,19 @@ class ServerPool:
         num_envs: N, the total number of environments.
         num_servers: how many processes share them (at most N).
         make_kwargs_json: a JSON object of keyword arguments for `gymnasium.make`.
+        server_command: the server program, before its arguments (default: this Python running
+            `runtime.gymnasium.server`).
         timeout: seconds any single request may take before its server counts as hung.
     """
 
     def __init__(
-        self, env_id: str, num_envs: int, num_servers: int, make_kwargs_json: str, timeout: float
+        self,
+        env_id: str,
+        num_envs: int,
+        num_servers: int,
+        make_kwargs_json: str,
+        timeout: float,
+        server_command: Sequence[str] = SERVER_COMMAND,
     ) -> None:
         if not 1 <= num_servers <= num_envs:
             raise ValueError(
@@ -246,7 +253,9 @@ class ServerPool:
         sizes = [len(part) for part in np.array_split(np.arange(num_envs), num_servers)]
         first = 0
         for index, size in enumerate(sizes):
-            self.servers.append(ServerProcess(index, env_id, size, first, make_kwargs_json))
+            self.servers.append(
+                ServerProcess(index, env_id, size, first, make_kwargs_json, server_command)
+            )
             first += size
         self.closed = False
 

@@ -98,7 +98,7 @@ def encode_frame(
                 f"array {name!r}: dtype {array.dtype} cannot be sent; "
                 f"expected one of {sorted(ALLOWED_DTYPES)}"
             )
-        array = np.ascontiguousarray(array, dtype=wire)
+        array = np.asarray(array, dtype=wire, order="C")
         records.append({"name": name, "dtype": wire.str, "shape": array.shape})
         chunks.append(array.tobytes())
     body = dict(header)
