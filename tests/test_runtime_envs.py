@@ -1,0 +1,232 @@
+"""Batched torch CartPole and GridWorld against their spec twins and against Gymnasium."""
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from properties import cartpole as cartpole_properties
+from properties import gridworld as gridworld_properties
+from runtime.envs.cartpole import CartPole
+from runtime.envs.gridworld import GridWorld
+from runtime.shapes import TypeCheckError
+from spec.envs import cartpole, gridworld
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SEEDS = st.integers(0, 2**31 - 1)
+
+
+def make_cartpole(num_envs: int, params: cartpole.Params, dtype: torch.dtype) -> CartPole:
+    return CartPole(num_envs, params, dtype=dtype, seed=0)
+
+
+def make_gridworld(num_envs: int, params: gridworld.Params, dtype: torch.dtype) -> GridWorld:
+    return GridWorld(num_envs, params, dtype=dtype)
+
+
+test_cartpole_step_matches_spec_float64 = cartpole_properties.step_matches_spec(make_cartpole)
+test_cartpole_step_matches_spec_float32 = cartpole_properties.step_matches_spec(
+    make_cartpole, dtype=torch.float32
+)
+test_cartpole_trajectory_matches_spec = cartpole_properties.trajectory_matches_spec(make_cartpole)
+test_gridworld_step_matches_spec_float32 = gridworld_properties.step_matches_spec(make_gridworld)
+test_gridworld_step_matches_spec_float64 = gridworld_properties.step_matches_spec(
+    make_gridworld, dtype=torch.float64
+)
+
+
+class HeavierEarthCartPole(CartPole):
+    """A deliberately wrong CartPole (g = 9.81) that the properties must reject."""
+
+    def __init__(self, num_envs: int, params: cartpole.Params, **kwargs) -> None:
+        super().__init__(num_envs, dataclasses.replace(params, gravity=9.81), **kwargs)
+
+
+def test_step_property_rejects_wrong_physics() -> None:
+    prop = cartpole_properties.step_matches_spec(
+        lambda n, p, d: HeavierEarthCartPole(n, p, dtype=d, seed=0)
+    )
+    with pytest.raises(AssertionError, match="next_observation"):
+        settings(max_examples=20, database=None, phases=[Phase.generate])(prop)()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("seed", [0, 2024])
+def test_gymnasium_reset_noise_reproduces_gymnasium_sessions(dtype: torch.dtype, seed: int) -> None:
+    """Torch, spec and Gymnasium envs seeded s + i, fed the same actions, give the same steps."""
+    n, horizon = 4, 400
+    env = CartPole(n, dtype=dtype, reset_noise="gymnasium", seed=seed)
+    gyms = [gym.make("CartPole-v1") for _ in range(n)]
+    params = cartpole.Params()
+    spec_rngs = [np.random.default_rng(seed + i) for i in range(n)]
+    twins = []
+    for i, g in enumerate(gyms):
+        obs, _ = g.reset(seed=seed + i)
+        state, spec_obs = cartpole.reset(params, spec_rngs[i])
+        assert obs.tobytes() == spec_obs.tobytes()
+        twins.append(state)
+    _assert_same_start(env, twins, dtype)
+    rng = np.random.default_rng(seed)
+    episodes = 0
+    for t in range(horizon):
+        actions = rng.integers(0, 2, size=n)
+        out = env.step(torch.from_numpy(actions))
+        for i, g in enumerate(gyms):
+            obs, reward, terminated, truncated, _ = g.step(int(actions[i]))
+            spec_out = cartpole.step(params, twins[i], int(actions[i]))
+            assert spec_out.observation.tobytes() == obs.tobytes()
+            where = f"env {i}, step {t}"
+            np.testing.assert_allclose(
+                out.next_observation[i].double().numpy(),
+                spec_out.state.physics(),
+                rtol=cartpole_properties.TOLERANCES[dtype] * 100,
+                atol=cartpole_properties.TOLERANCES[dtype] * 100,
+                err_msg=where,
+            )
+            assert float(out.reward[i]) == reward, where
+            assert bool(out.terminated[i]) == terminated, where
+            assert bool(out.truncated[i]) == truncated, where
+            twins[i] = spec_out.state
+            if terminated or truncated:
+                episodes += 1
+                obs, _ = g.reset()
+                twins[i], spec_obs = cartpole.reset(params, spec_rngs[i])
+                assert spec_obs.tobytes() == obs.tobytes(), f"reset after {where}"
+        _assert_same_start(env, twins, dtype, only_fresh=True)
+    assert episodes >= n, "random actions end several episodes in 400 steps"
+
+
+def _assert_same_start(
+    env: CartPole, twins: list[cartpole.State], dtype: torch.dtype, only_fresh: bool = False
+) -> None:
+    """Copies whose episode just began hold their twin's reset state: exactly in float64."""
+    physics, steps = env.get_state()
+    for i, twin in enumerate(twins):
+        if only_fresh and twin.steps != 0:
+            continue
+        want = torch.tensor(twin.physics(), dtype=dtype)
+        assert torch.equal(physics[i], want), f"env {i}: {physics[i]} != {want}"
+        assert int(steps[i]) == 0
+
+
+def test_gymnasium_reset_noise_matches_gymnasium_after_auto_reset() -> None:
+    """The draw after a done comes from the same generator Gymnasium would use."""
+    seed = 7
+    env = CartPole(2, dtype=torch.float64, reset_noise="gymnasium", seed=seed)
+    physics, _ = env.get_state()
+    env.set_state(physics, torch.tensor([499, 0]))
+    env.step(torch.tensor([0, 1]))
+    g = gym.make("CartPole-v1")
+    g.reset(seed=seed)
+    g.step(0)
+    g.reset()
+    expected = g.unwrapped.state
+    assert torch.equal(env.get_state()[0][0], torch.tensor(expected, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(seed=SEEDS)
+@settings(max_examples=10)
+def test_torch_reset_is_seeded_and_bounded(device: str, seed: int) -> None:
+    a = CartPole(16, device=device, seed=seed)
+    b = CartPole(16, device=device)
+    assert torch.equal(a.observe(), b.reset(seed=seed))
+    assert not torch.equal(b.reset(seed=seed), b.reset())
+    assert bool(torch.all(a.observe().abs() < 0.05))
+    assert a.observe().device.type == device and a.observe().shape == (16, 4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_protocol_attributes(device: str, dtype: torch.dtype) -> None:
+    env = CartPole(3, device=device, dtype=dtype, seed=0)
+    space = gym.make("CartPole-v1").observation_space
+    assert (env.num_envs, env.observation_shape, env.n_actions) == (3, (4,), 2)
+    assert env.device.type == device and env.dtype == dtype
+    np.testing.assert_array_equal(env.observation_high.cpu().numpy(), space.high)
+    np.testing.assert_array_equal(env.observation_low.cpu().numpy(), space.low)
+    out = env.step(torch.ones(3, dtype=torch.int64, device=device))
+    assert out.next_observation.dtype == out.reward.dtype == dtype
+    assert out.terminated.dtype == out.truncated.dtype == torch.bool
+    assert out.next_observation.shape == (3, 4) and out.reward.shape == (3,)
+
+
+def test_truncation_at_500_resets_the_copy() -> None:
+    env = CartPole(3, seed=1)
+    physics, _ = env.get_state()
+    env.set_state(physics, torch.tensor([498, 499, 0]))
+    out = env.step(torch.zeros(3, dtype=torch.int64))
+    assert out.truncated.tolist() == [False, True, False]
+    assert env.get_state()[1].tolist() == [499, 0, 1]
+    assert torch.equal(env.observe()[0], out.next_observation[0])
+    assert not torch.equal(env.observe()[1], out.next_observation[1])
+
+
+def test_observations_handed_out_are_snapshots() -> None:
+    env = CartPole(4, seed=3)
+    first = env.observe().clone()
+    kept = env.observe()
+    out = env.step(torch.ones(4, dtype=torch.int64))
+    kept_next = out.next_observation.clone()
+    for _ in range(30):
+        env.step(torch.ones(4, dtype=torch.int64))
+    assert torch.equal(kept, first) and torch.equal(out.next_observation, kept_next)
+
+
+def test_sutton_barto_rewards_and_no_time_limit() -> None:
+    params = cartpole.Params(sutton_barto_reward=True, max_episode_steps=None)
+    env = CartPole(2, params, dtype=torch.float64, seed=0)
+    env.set_state(
+        torch.tensor([[2.39, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64),
+        torch.tensor([10_000, 10_000]),
+    )
+    out = env.step(torch.ones(2, dtype=torch.int64))
+    assert out.terminated.tolist() == [True, False] and out.truncated.tolist() == [False, False]
+    assert out.reward.tolist() == [-1.0, 0.0]
+    assert str(out.reward[1].item()) == "0.0"
+
+
+def test_bad_actions_and_arguments_are_named() -> None:
+    env = CartPole(2, seed=0)
+    with pytest.raises(ValueError, match=r"expected actions of shape \(2,\), dtype torch.int64"):
+        env.step(torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"got shape \(2,\), dtype torch.int32"):
+        env.step(torch.zeros(2, dtype=torch.int32))
+    with pytest.raises(ValueError, match="reset_noise must be one of"):
+        CartPole(2, reset_noise="numpy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_envs must be at least 1"):
+        CartPole(0)
+    with pytest.raises(ValueError, match="dtype must be"):
+        CartPole(1, dtype=torch.float16)
+    with pytest.raises(TypeCheckError):
+        env.set_state(torch.zeros(2, 3), torch.zeros(2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="expected physics for 2 copies"):
+        env.set_state(torch.zeros(3, 4), torch.zeros(3, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gridworld_episode_and_reset(device: str) -> None:
+    params = gridworld.Params(width=3, height=2, start=(0, 0), goal=(1, 2), max_steps=10)
+    env = GridWorld(2, params, device=device)
+    right, down = torch.tensor([3, 3], device=device), torch.tensor([1, 2], device=device)
+    env.step(right)
+    env.step(right)
+    out = env.step(down)
+    assert out.terminated.tolist() == [True, False] and out.reward.tolist() == [0.0, -1.0]
+    assert env.get_state()[0].tolist() == [[0, 0], [0, 1]]
+    assert env.get_state()[1].tolist() == [0, 3]
+    assert out.next_observation[0].argmax().item() == 5 and env.observe()[0].argmax().item() == 0
+    assert env.reset(seed=5).argmax(dim=1).tolist() == [0, 0]
+
+
+def test_gridworld_errors_are_named() -> None:
+    env = GridWorld(2, gridworld.Params(observation="coordinates"))
+    assert env.observation_shape == (2,) and env.observation_high.tolist() == [3.0, 3.0]
+    with pytest.raises(ValueError, match="every cell must lie in the 4 x 4 grid"):
+        env.set_state(torch.tensor([[0, 0], [4, 0]]), torch.zeros(2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"expected actions of shape \(2,\)"):
+        env.step(torch.zeros(2, 1, dtype=torch.int64))
