@@ -57,9 +57,10 @@ Flags = Bool[Tensor, "T N"]
 Advantages = Float[Tensor, "T N"]
 
 
-def _check_layout(where: str, reference: str, tensors: dict[str, Tensor]) -> None:
-    """Raise a ValueError unless every tensor has the shape, dtype and device of `reference`."""
-    ref = tensors[reference]
+def _check_layout(where: str, tensors: dict[str, Tensor]) -> None:
+    """Raise a ValueError unless all tensors share the first one's shape and device, the float
+    ones (rewards, values) its dtype, float32 or float64, and the flags are bool."""
+    reference, ref = next(iter(tensors.items()))
     if ref.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{where}: {reference} must be float32 or float64, got {ref.dtype}")
     for name, tensor in tensors.items():
@@ -73,10 +74,9 @@ def _check_layout(where: str, reference: str, tensors: dict[str, Tensor]) -> Non
                 f"{where}: {name} must be on {reference}'s device {ref.device}, "
                 f"got {tensor.device}"
             )
-        if tensor.dtype != torch.bool and tensor.dtype != ref.dtype:
-            raise ValueError(
-                f"{where}: {name} must have {reference}'s dtype {ref.dtype}, got {tensor.dtype}"
-            )
+        expected = torch.bool if name in ("terminated", "truncated") else ref.dtype
+        if tensor.dtype != expected:
+            raise ValueError(f"{where}: {name} must have dtype {expected}, got {tensor.dtype}")
 
 
 def _check_discount(where: str, name: str, value: float) -> float:
@@ -159,7 +159,7 @@ def td_residuals(
     Batched twin of `spec.returns.td_residuals` (Schulman et al. 2015, above eq. 10).
     """
     tensors = dict(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
-    _check_layout("td_residuals", "rewards", tensors)
+    _check_layout("td_residuals", tensors)
     gamma = _check_discount("td_residuals", "gamma", gamma)
     return _td_residuals(rewards, values, next_values, terminated, gamma)
 
@@ -188,7 +188,7 @@ def gae(
         terminated=terminated,
         truncated=truncated,
     )
-    _check_layout("gae", "rewards", tensors)
+    _check_layout("gae", tensors)
     gamma = _check_discount("gae", "gamma", gamma)
     lam = _check_discount("gae", "lam", lam)
     delta = _td_residuals(rewards, values, next_values, terminated, gamma)
@@ -240,7 +240,7 @@ def discounted_returns(
     tensors = dict(
         rewards=rewards, next_values=next_values, terminated=terminated, truncated=truncated
     )
-    _check_layout("discounted_returns", "rewards", tensors)
+    _check_layout("discounted_returns", tensors)
     gamma = _check_discount("discounted_returns", "gamma", gamma)
     # The trace stops after a done step and after the last step; there the bootstrap enters x.
     stops = terminated | truncated
