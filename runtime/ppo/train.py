@@ -117,6 +117,38 @@ def minibatch_loss(
     return loss, stats._asdict()
 
 
+@dataclass
+class _Run:
+    """The mutable state of a run between updates (passed explicitly, no globals)."""
+
+    config: PPOConfig
+    meta: dict[str, str]
+    session: Any
+    eval_session: Any
+    model: ActorCritic
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    log: TrainLog
+    update: int = 0
+    env_steps: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """A checkpoint of the state after `update` completed updates (copies, not views)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "run": dict(self.meta),
+            "network": self.model.describe(),
+            "update": self.update,
+            "env_steps": self.env_steps,
+            "model": _copy_tree(self.model.state_dict()),
+            "optimizer": _copy_tree(self.optimizer.state_dict()),
+            "rng": self.generator.get_state().clone(),
+            "session": session_state(self.session),
+            "log": self.log.to_dict(),
+        }
+
+
 def train(
     config: PPOConfig | None = None,
     *,
@@ -145,138 +177,148 @@ def train(
         resume: a checkpoint to continue from, as if the run had never stopped.
         stop_after: stop once this many updates are complete (counting resumed ones), without
             changing the schedule set by `config.updates`; used to split a run.
-        progress: show a tqdm progress bar on stderr.
+        progress: show a tqdm progress bar on stderr (when it is a terminal).
         title: the log's title (default: "PPO on <env_id> (<env> session)").
         notes: extra text put before the config in the log's notes.
-        on_evaluation: called with (env_steps, average return) after each evaluation.
+        on_evaluation: called with (env_steps, average return) after each evaluation, once the
+            evaluation is in the log and in the state a checkpoint would save.
 
     On KeyboardInterrupt or any other exception, the log and a checkpoint of the last completed
     update are written before the exception propagates.
     """
-    started = load_checkpoint(resume) if resume is not None else None
-    if started is not None and config is None:
-        config = PPOConfig.from_dict(started["config"])
+    saved = load_checkpoint(resume) if resume is not None else None
     if config is None:
-        config = PPOConfig()
+        config = PPOConfig() if saved is None else PPOConfig.from_dict(saved["config"])
     if env not in SESSION_KINDS:
-        raise ValueError(f"env must be one of {list(SESSION_KINDS)}, got {env!r}")
+        raise ValueError(f"train: env must be one of {list(SESSION_KINDS)}, got {env!r}")
     device = torch.device(device)
     torch.set_num_threads(config.threads)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-
     session = make_session(env, env_id, num_envs=config.num_envs, device=device)
-    eval_session = None
+    run = None
     try:
-        eval_session = make_session(env, env_id, num_envs=config.eval_episodes, device=device)
-        model = ActorCritic(session.observation_shape, session.n_actions, config.hidden)
-        model.to(device)
-        optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.learning_rate, eps=config.adam_eps
-        )
-        log = TrainLog(
-            title or f"PPO on {env_id} ({env} session)",
-            notes=_notes(notes, config, env, device),
-        )
-        update, env_steps = 0, 0
-        if started is None:
-            session.reset(seed=config.seed)
-        else:
-            model.load_state_dict(started["model"])
-            optimizer.load_state_dict(started["optimizer"])
-            generator.set_state(started["rng"])
-            update, env_steps = int(started["update"]), int(started["env_steps"])
-            log = TrainLog.from_dict(started["log"])
-            if started["session"] is None:
-                session.reset(seed=_resume_seed(config, update))
-            else:
-                restore_session_state(session, started["session"])
-        run = {"env": env, "env_id": env_id, "device": str(device)}
-        last = (config.updates if stop_after is None else min(stop_after, config.updates))
-        boundary = _snapshot(config, run, model, optimizer, generator, session, update,
-                             env_steps, log)
-        bar = _progress_bar(progress, config.updates, update)
-        train_seconds = eval_seconds = 0.0
-        solved = bool(log.values) and log.values[-1] >= config.solved_return
-        try:
-            while update < last and not solved:
-                tick = time.perf_counter()
-                if config.anneal_lr:
-                    for group in optimizer.param_groups:
-                        group["lr"] = config.learning_rate * (1.0 - update / config.updates)
-                rollout = collect(session, model, config.horizon, generator=generator)
-                batch = to_training_batch(
-                    rollout, gamma=config.gamma, lam=config.lam,
-                    normalize=config.normalize_advantages,
-                )
-                optimise(model, optimizer, batch, config, generator)
-                update += 1
-                env_steps += config.batch_size
-                elapsed = time.perf_counter() - tick
-                train_seconds += elapsed
-                if update % config.eval_every == 0 or update == config.updates:
-                    tick = time.perf_counter()
-                    returns = evaluate(eval_session, model, seed=config.eval_seed,
-                                       max_steps=config.eval_max_steps)
-                    average = float(returns.mean())
-                    eval_seconds += time.perf_counter() - tick
-                    log.append(env_steps, average)
-                    solved = average >= config.solved_return
-                    if log_path is not None:
-                        log.write(log_path, plot=False)
-                    if on_evaluation is not None:
-                        on_evaluation(env_steps, average)
-                boundary = _snapshot(config, run, model, optimizer, generator, session, update,
-                                     env_steps, log)
-                if checkpoint_path is not None and update % config.checkpoint_every == 0:
-                    save_checkpoint(checkpoint_path, boundary)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(
-                        avg_return="-" if log.last is None else f"{log.last:.1f}",
-                        steps_per_s=f"{config.batch_size / max(elapsed, 1e-9):.0f}",
-                        refresh=False,
-                    )
-        finally:
-            if bar is not None:
-                bar.close()
-            if checkpoint_path is not None:
-                save_checkpoint(checkpoint_path, boundary)
-            if log_path is not None:
-                log.write(log_path)
-        return TrainResult(model, log, update, env_steps, solved, train_seconds, eval_seconds)
+        run = _start(config, session, env, env_id, device, saved, title, notes)
+        return _loop(run, log_path, checkpoint_path, stop_after, progress, on_evaluation)
     finally:
         session.close()
-        if eval_session is not None:
-            eval_session.close()
+        if run is not None:
+            run.eval_session.close()
 
 
-def _snapshot(
+def _start(
     config: PPOConfig,
-    run: dict[str, str],
-    model: ActorCritic,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    session: object,
-    update: int,
-    env_steps: int,
-    log: TrainLog,
-) -> dict[str, Any]:
-    """A checkpoint of the state after `update` completed updates (copies, not references)."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "config": config.to_dict(),
-        "run": dict(run),
-        "network": model.describe(),
-        "update": update,
-        "env_steps": env_steps,
-        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "optimizer": _copy_tree(optimizer.state_dict()),
-        "rng": generator.get_state().clone(),
-        "session": session_state(session),
-        "log": log.to_dict(),
-    }
+    session: Any,
+    env: str,
+    env_id: str,
+    device: torch.device,
+    saved: dict[str, Any] | None,
+    title: str | None,
+    notes: str,
+) -> _Run:
+    """A run at update 0 (networks initialised from the seed), or the state `saved` holds."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = ActorCritic(session.observation_shape, session.n_actions, config.hidden)
+    model.to(device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    run = _Run(
+        config=config,
+        meta={"env": env, "env_id": env_id, "device": str(device)},
+        session=session,
+        eval_session=None,
+        model=model,
+        optimizer=torch.optim.Adam(
+            model.parameters(), lr=config.learning_rate, eps=config.adam_eps
+        ),
+        generator=generator,
+        log=TrainLog(
+            title or f"PPO on {env_id} ({env} session)",
+            notes=_notes(notes, config, env, device),
+        ),
+    )
+    if saved is None:
+        session.reset(seed=config.seed)
+    else:
+        model.load_state_dict(saved["model"])
+        run.optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["rng"].to(generator.get_state().device))
+        run.update, run.env_steps = int(saved["update"]), int(saved["env_steps"])
+        run.log = TrainLog.from_dict(saved["log"])
+        if saved["session"] is None:
+            session.reset(seed=_resume_seed(config, run.update))
+        else:
+            restore_session_state(session, saved["session"])
+    run.eval_session = make_session(env, env_id, num_envs=config.eval_episodes, device=device)
+    return run
+
+
+def _loop(
+    run: _Run,
+    log_path: str | Path | None,
+    checkpoint_path: str | Path | None,
+    stop_after: int | None,
+    progress: bool,
+    on_evaluation: Callable[[int, float], None] | None,
+) -> TrainResult:
+    """Update, evaluate and checkpoint until solved, `updates` or `stop_after`."""
+    config = run.config
+    last = config.updates if stop_after is None else min(stop_after, config.updates)
+    boundary = run.snapshot()
+    bar = _progress_bar(progress, config.updates, run.update)
+    train_seconds = eval_seconds = 0.0
+    solved = run.log.last is not None and run.log.last >= config.solved_return
+    try:
+        while run.update < last and not solved:
+            tick = time.perf_counter()
+            _update(run)
+            elapsed = time.perf_counter() - tick
+            train_seconds += elapsed
+            evaluated = run.update % config.eval_every == 0 or run.update == config.updates
+            if evaluated:
+                tick = time.perf_counter()
+                returns = evaluate(run.eval_session, run.model, seed=config.eval_seed,
+                                   max_steps=config.eval_max_steps)
+                eval_seconds += time.perf_counter() - tick
+                run.log.append(run.env_steps, float(returns.mean()))
+                solved = run.log.values[-1] >= config.solved_return
+                if log_path is not None:
+                    run.log.write(log_path, plot=False)
+            boundary = run.snapshot()
+            if checkpoint_path is not None and run.update % config.checkpoint_every == 0:
+                save_checkpoint(checkpoint_path, boundary)
+            if evaluated and on_evaluation is not None:
+                on_evaluation(run.env_steps, run.log.values[-1])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    avg_return="-" if run.log.last is None else f"{run.log.last:.1f}",
+                    steps_per_s=f"{config.batch_size / max(elapsed, 1e-9):.0f}",
+                    refresh=False,
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, boundary)
+        if log_path is not None:
+            TrainLog.from_dict(boundary["log"]).write(log_path)
+    return TrainResult(run.model, run.log, run.update, run.env_steps, solved, train_seconds,
+                       eval_seconds)
+
+
+def _update(run: _Run) -> None:
+    """One PPO update: anneal the step size, collect, compute advantages, optimise."""
+    config = run.config
+    if config.anneal_lr:
+        for group in run.optimizer.param_groups:
+            group["lr"] = config.learning_rate * (1.0 - run.update / config.updates)
+    rollout = collect(run.session, run.model, config.horizon, generator=run.generator)
+    batch = to_training_batch(
+        rollout, gamma=config.gamma, lam=config.lam, normalize=config.normalize_advantages
+    )
+    optimise(run.model, run.optimizer, batch, config, run.generator)
+    run.update += 1
+    run.env_steps += config.batch_size
 
 
 def _copy_tree(value: Any) -> Any:

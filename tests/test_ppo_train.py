@@ -1,0 +1,156 @@
+"""End-to-end PPO training with tiny sizes: every session kind, determinism, checkpoints, resume."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from runtime.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from runtime.ppo.config import PRESETS, PPOConfig, field_docs, preset
+from runtime.ppo.model import ActorCritic
+from runtime.ppo.train import train
+from runtime.ppo.trainlog import TrainLog, plot_path
+
+TINY = PPOConfig(
+    seed=3,
+    num_envs=2,
+    horizon=8,
+    hidden=8,
+    epochs=2,
+    minibatches=2,
+    updates=4,
+    eval_every=2,
+    eval_episodes=2,
+    eval_max_steps=30,
+    checkpoint_every=1,
+)
+"""A run of a few hundred environment steps: too short to learn, long enough to exercise all."""
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    first, second = _parameters(a), _parameters(b)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), f"parameter {name} differs"
+
+
+@pytest.mark.parametrize("env", ["torch", "spec", "gymnasium", "gymnasium-subprocess"])
+def test_short_run_writes_a_valid_log_on_each_session_kind(env: str, tmp_path: Path) -> None:
+    log_path = tmp_path / "log.json"
+    result = train(TINY, env=env, log_path=log_path, checkpoint_path=tmp_path / "run.pt")
+    assert (result.updates, result.env_steps) == (4, 4 * TINY.batch_size)
+    log = TrainLog.read(log_path)
+    assert log.steps == [2 * TINY.batch_size, 4 * TINY.batch_size]
+    assert all(1.0 <= value <= TINY.eval_max_steps for value in log.values)
+    assert log.to_dict() == json.loads(log_path.read_text())
+    assert f"env={env}" in log.notes and "horizon=8" in log.notes
+    assert plot_path(log_path).read_bytes().startswith(PNG_MAGIC)
+    assert load_checkpoint(tmp_path / "run.pt")["update"] == 4
+
+
+def test_same_seed_same_log_and_parameters_bit_for_bit() -> None:
+    first, second = train(TINY), train(TINY)
+    assert first.log.to_dict() == second.log.to_dict()
+    _assert_same_parameters(first.model, second.model)
+    other = train(dataclasses.replace(TINY, seed=TINY.seed + 1))
+    assert not torch.equal(other.model.actor[0].weight, first.model.actor[0].weight)
+
+
+@pytest.mark.parametrize("env", ["torch", "spec"])
+def test_resume_continues_as_if_never_stopped(env: str, tmp_path: Path) -> None:
+    config = dataclasses.replace(TINY, updates=6, eval_every=1)
+    straight = train(config, env=env)
+    checkpoint = tmp_path / "half.pt"
+    half = train(config, env=env, checkpoint_path=checkpoint, stop_after=3)
+    assert half.updates == 3 and load_checkpoint(checkpoint)["update"] == 3
+    resumed = train(env=env, resume=checkpoint, log_path=tmp_path / "log.json")
+    assert resumed.updates == 6
+    assert resumed.log.to_dict() == straight.log.to_dict()
+    _assert_same_parameters(resumed.model, straight.model)
+
+
+def test_resume_of_a_session_without_captured_state_restarts_its_episodes(
+    tmp_path: Path,
+) -> None:
+    config = dataclasses.replace(TINY, updates=2, eval_every=1)
+    train(config, env="gymnasium", checkpoint_path=tmp_path / "g.pt", stop_after=1)
+    saved = load_checkpoint(tmp_path / "g.pt")
+    assert saved["session"] is None
+    resumed = train(resume=tmp_path / "g.pt", env="gymnasium")
+    assert resumed.updates == 2 and len(resumed.log.values) == 2
+
+
+def test_checkpoint_round_trip_rebuilds_the_policy(tmp_path: Path) -> None:
+    result = train(TINY, checkpoint_path=tmp_path / "c.pt")
+    saved = load_checkpoint(tmp_path / "c.pt")
+    assert PPOConfig.from_dict(saved["config"]) == TINY
+    assert saved["run"] == {"env": "torch", "env_id": "CartPole-v1", "device": "cpu"}
+    assert saved["log"] == result.log.to_dict()
+    network = saved["network"]
+    model = ActorCritic(tuple(network["observation_shape"]), network["n_actions"],
+                        network["hidden"])
+    model.load_state_dict(saved["model"])
+    _assert_same_parameters(model, result.model)
+    observations = torch.randn(5, 4)
+    for ours, theirs in zip(model(observations), result.model(observations), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_interrupted_run_saves_its_completed_updates(tmp_path: Path) -> None:
+    def interrupt(env_steps: int, average: float) -> None:
+        if env_steps == 2 * TINY.batch_size:
+            raise KeyboardInterrupt
+
+    config = dataclasses.replace(TINY, eval_every=1, checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, log_path=tmp_path / "log.json", checkpoint_path=tmp_path / "c.pt",
+              on_evaluation=interrupt)
+    saved = load_checkpoint(tmp_path / "c.pt")
+    assert saved["update"] == 2
+    assert TrainLog.read(tmp_path / "log.json").steps == [TINY.batch_size, 2 * TINY.batch_size]
+    assert plot_path(tmp_path / "log.json").is_file()
+
+
+def test_load_checkpoint_refuses_missing_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "absent.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not readable"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"format": 99}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="format 99, expected 1"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="lacks keys"):
+        save_checkpoint(tmp_path / "partial.pt", {"format": 1})
+
+
+def test_presets_and_field_docs() -> None:
+    torchlean = PRESETS["torchlean"]
+    assert (torchlean.hidden, torchlean.horizon, torchlean.gamma, torchlean.lam) == (
+        32, 64, 0.99, 0.95)
+    assert (torchlean.learning_rate, torchlean.epochs, torchlean.minibatches) == (3e-4, 2, 1)
+    assert (torchlean.updates, torchlean.eval_every, torchlean.eval_episodes) == (1000, 50, 5)
+    assert (torchlean.solved_return, torchlean.num_envs) == (475.0, 1)
+    docs = field_docs()
+    assert set(docs) == {field.name for field in dataclasses.fields(PPOConfig)}
+    assert all(docs.values())
+    with pytest.raises(ValueError, match="num_envs must be a positive integer, got -1"):
+        preset("default", num_envs=-1)
+    with pytest.raises(ValueError, match="minibatches must divide"):
+        preset("default", minibatches=3)
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        preset("fast")
+
+
+def test_torchlean_preset_runs() -> None:
+    config = preset("torchlean", updates=2, eval_every=1, eval_episodes=2, eval_max_steps=20)
+    result = train(config)
+    assert result.updates == 2 and result.env_steps == 2 * 64
