@@ -4,6 +4,7 @@
   truncated), optionally consistent (`next_values[t] == values[t + 1]` inside an episode),
 - `discounts`: gamma or lambda in [0, 1], the endpoints included,
 - `logits`: batches `[B, A]` of finite logits, optionally with impossible (`-inf`) actions,
+- `ppo_minibatches`: the arguments of a PPO loss evaluation (`spec.ppo.ppo_loss`),
 - `tabular_mdps`, `policies`, `value_vectors`: random finite MDPs with valid transition rows,
   stochastic policies for them and value functions on their states.
 
@@ -17,6 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from spec.distributions import log_prob
 from spec.mdp import TabularMDP
 
 __all__ = [
@@ -25,13 +27,16 @@ __all__ = [
     "MAX_ACTIONS",
     "MDP_MAX_ACTIONS",
     "MDP_MAX_STATES",
+    "POLICY_DRIFT",
     "REWARD_MAGNITUDE",
     "ROLLOUT_MAX_ENVS",
     "ROLLOUT_MAX_STEPS",
+    "PPOMinibatch",
     "RolloutArrays",
     "discounts",
     "logits",
     "policies",
+    "ppo_minibatches",
     "rollouts",
     "tabular_mdps",
     "value_vectors",
@@ -46,6 +51,7 @@ LOGIT_MAGNITUDE = 30.0  # bound on finite |logits|
 MDP_MAX_STATES = 6
 MDP_MAX_ACTIONS = 3
 _MDP_WEIGHT = 3  # transition rows are integer weights 0..3, normalised
+POLICY_DRIFT = 1.0  # bound on |new logit - old logit| in a PPO minibatch
 
 
 class RolloutArrays(NamedTuple):
@@ -113,6 +119,48 @@ def logits(
         masked[np.arange(shape[0]), draw(st.integers(0, shape[1] - 1))] = False
         z = np.where(masked, -np.inf, z)
     return z
+
+
+class PPOMinibatch(NamedTuple):
+    """The arguments of one PPO loss evaluation: arrays `[B]` (logits `[B, A]`) and settings."""
+
+    logits: np.ndarray
+    actions: np.ndarray
+    old_log_probs: np.ndarray
+    advantages: np.ndarray
+    values: np.ndarray
+    returns: np.ndarray
+    old_values: np.ndarray
+    clip_eps: float
+    value_clip_eps: float | None
+    value_coef: float
+    entropy_coef: float
+
+
+@st.composite
+def ppo_minibatches(
+    draw: st.DrawFn, *, max_batch: int = LOGITS_MAX_BATCH, magnitude: float = 10.0
+) -> PPOMinibatch:
+    """A PPO minibatch: the old policy's logits differ from the current ones by at most
+    `POLICY_DRIFT` per entry (so ratios lie in `[e^-2, e^2]`); value clipping on or off."""
+    z = draw(logits(max_batch=max_batch, magnitude=magnitude))
+    batch, n_actions = z.shape
+    drift = draw(hnp.arrays(np.float64, z.shape, elements=_floats(POLICY_DRIFT)))
+    actions = draw(hnp.arrays(np.int64, (batch,), elements=st.integers(0, n_actions - 1)))
+    per_sample = hnp.arrays(np.float64, (batch,), elements=_floats(magnitude))
+    return PPOMinibatch(
+        logits=z,
+        actions=actions,
+        old_log_probs=log_prob(z + drift, actions),
+        advantages=draw(per_sample),
+        values=draw(per_sample),
+        returns=draw(per_sample),
+        old_values=draw(per_sample),
+        clip_eps=draw(st.floats(0.05, 0.5)),
+        value_clip_eps=draw(st.none() | st.floats(0.05, 2.0)),
+        value_coef=draw(st.floats(0.0, 1.0)),
+        entropy_coef=draw(st.floats(0.0, 0.1)),
+    )
 
 
 def _stochastic_rows(weights: np.ndarray) -> np.ndarray:

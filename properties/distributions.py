@@ -1,0 +1,198 @@
+"""Properties of categorical policy math: batched implementations agree with
+`spec.distributions`, and the spec's inverse-CDF sampler draws each action with its probability.
+
+Batched implementations take logits `[B, A]` as tensors (`runtime.distributions`' interface).
+Float results are compared as `|got - want| <= rtol * (|want| + scale)`, `rtol` the named
+tolerance of the dtype (`properties.returns.rtol_for`) and `scale` one plus
+the largest finite `|logit|` of the row (rounding in `z - max z` scales with it); `-inf` entries
+(impossible actions) must match exactly. Integer results (greedy and sampled actions) must be
+equal; sampling is compared only where `u` is not within `SAMPLE_MARGIN` of a boundary of the
+inverse CDF, where the two sides' different summation orders may round differently.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import spec.distributions
+from properties.returns import rtol_for
+from properties.strategies.rollouts import logits
+
+__all__ = [
+    "SAMPLE_GRID",
+    "SAMPLE_MARGIN",
+    "entropy_matches_spec",
+    "greedy_matches_spec",
+    "log_prob_matches_spec",
+    "log_softmax_matches_spec",
+    "sample_draws_each_action_with_its_probability",
+    "sample_matches_spec",
+]
+
+SAMPLE_MARGIN = {torch.float64: 1e-9, torch.float32: 1e-5}
+"""Relative distance from an inverse-CDF boundary below which sampled actions are not compared."""
+
+SAMPLE_GRID = 200
+"""Evenly spaced `u` per distribution in the law of sampling frequencies."""
+
+
+def _rounded(z: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """Logits rounded to `dtype`, kept as float64."""
+    return z.astype({torch.float64: np.float64, torch.float32: np.float32}[dtype]).astype(
+        np.float64
+    )
+
+
+def _row_scale(z: np.ndarray) -> np.ndarray:
+    """`[B, 1]`: one plus the largest finite `|logit|` of each row."""
+    finite = np.where(np.isfinite(z), np.abs(z), 0.0)
+    return 1.0 + finite.max(axis=-1, keepdims=True)
+
+
+def _check_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, rtol: float, what: str):
+    """Equal infinities, and finite entries within `rtol * (|want| + scale)`."""
+    infinite = np.isinf(want)
+    np.testing.assert_array_equal(got[infinite], want[infinite], f"{what}: infinite entries")
+    error = np.where(infinite, 0.0, np.abs(got - np.where(infinite, 0.0, want)))
+    bound = rtol * (np.where(infinite, 0.0, np.abs(want)) + scale)
+    assert np.all(error <= bound), f"{what}: got {got}, expected {want}"
+
+
+def log_softmax_matches_spec(
+    log_softmax: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """Batched `log_softmax` agrees with `spec.distributions.log_softmax`, `-inf` included."""
+
+    @given(z=logits(impossible=True))
+    def prop(z: np.ndarray) -> None:
+        z = _rounded(z, dtype)
+        got = log_softmax(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
+        want = spec.distributions.log_softmax(z)
+        _check_close(got, want, _row_scale(z), rtol_for(dtype), "log_softmax")
+
+    return prop
+
+
+def log_prob_matches_spec(
+    log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """Batched `log_prob` agrees with `spec.distributions.log_prob` for any valid actions."""
+
+    @given(z=logits(impossible=True), data=st.data())
+    def prop(z: np.ndarray, data: st.DataObject) -> None:
+        z = _rounded(z, dtype)
+        actions = data.draw(
+            hnp.arrays(np.int64, z.shape[:1], elements=st.integers(0, z.shape[1] - 1))
+        )
+        got = log_prob(
+            torch.as_tensor(z, dtype=dtype, device=device), torch.as_tensor(actions, device=device)
+        )
+        want = spec.distributions.log_prob(z, actions)
+        _check_close(
+            got.cpu().double().numpy(), want, _row_scale(z)[:, 0], rtol_for(dtype), "log_prob"
+        )
+
+    return prop
+
+
+def entropy_matches_spec(
+    entropy: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """Batched `entropy` agrees with `spec.distributions.entropy`, impossible actions included."""
+
+    @given(z=logits(impossible=True))
+    def prop(z: np.ndarray) -> None:
+        z = _rounded(z, dtype)
+        got = entropy(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
+        want = spec.distributions.entropy(z)
+        # Each term p log p is off by about eps * |log p| <= eps * 2 * scale.
+        scale = 2.0 * _row_scale(z)[:, 0] * z.shape[1]
+        _check_close(got, want, scale, rtol_for(dtype), "entropy")
+
+    return prop
+
+
+def greedy_matches_spec(
+    greedy: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """Batched `greedy` returns exactly the spec's actions (smallest index on ties)."""
+
+    @given(z=logits(impossible=True))
+    def prop(z: np.ndarray) -> None:
+        z = _rounded(z, dtype)
+        got = greedy(torch.as_tensor(z, dtype=dtype, device=device)).cpu().numpy()
+        np.testing.assert_array_equal(got, spec.distributions.greedy(z))
+
+    return prop
+
+
+def _boundary_distance(z: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per row: the distance of `u * W` from the nearest running sum `W_a`, relative to `W`."""
+    weights = np.exp(z - z.max(axis=-1, keepdims=True))
+    running = np.cumsum(weights, axis=-1)
+    total = running[:, -1:]
+    return np.min(np.abs(u[:, None] * total - running), axis=-1) / total[:, 0]
+
+
+def sample_matches_spec(
+    sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """Batched `sample(logits, u)` draws the spec's actions, away from CDF boundaries."""
+
+    @given(z=logits(impossible=True), data=st.data())
+    def prop(z: np.ndarray, data: st.DataObject) -> None:
+        z = _rounded(z, dtype)
+        u = data.draw(
+            hnp.arrays(
+                np.float64, z.shape[:1], elements=st.floats(0.0, 1.0, exclude_max=True)
+            ).map(lambda a: _rounded(a, dtype))
+        )
+        assume(np.all(u < 1.0))
+        assume(np.all(_boundary_distance(z, u) > SAMPLE_MARGIN[dtype]))
+        got = sample(
+            torch.as_tensor(z, dtype=dtype, device=device),
+            torch.as_tensor(u, dtype=dtype, device=device),
+        )
+        np.testing.assert_array_equal(got.cpu().numpy(), spec.distributions.sample(z, u))
+
+    return prop
+
+
+def sample_draws_each_action_with_its_probability(
+    sample: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[[], None]:
+    """On the grid `u_k = (k + 1/2) / M`, a sampler over NumPy arrays draws action `a` for
+    `M pi(a)` of the points, give or take one: the inverse CDF gives every action an interval
+    of length `pi(a)`. Impossible actions are never drawn."""
+
+    @given(z=logits(max_batch=1, impossible=True))
+    def prop(z: np.ndarray) -> None:
+        grid = (np.arange(SAMPLE_GRID) + 0.5) / SAMPLE_GRID
+        drawn = sample(np.repeat(z, SAMPLE_GRID, axis=0), grid)
+        counts = np.bincount(drawn, minlength=z.shape[1])
+        expected = SAMPLE_GRID * spec.distributions.softmax(z)[0]
+        assert np.all(np.abs(counts - expected) <= 1.0 + 1e-9), (
+            f"counts {counts} for probabilities {expected / SAMPLE_GRID}"
+        )
+        assert np.all(counts[np.isneginf(z[0])] == 0), "an impossible action was drawn"
+
+    return prop

@@ -1,0 +1,174 @@
+"""Properties of the PPO loss: a batched implementation agrees with `spec.ppo.ppo_loss`, term by
+term, and its autograd gradient agrees with central finite differences of the spec's loss.
+
+The implementation under test has `runtime.ppo.loss.ppo_loss`' interface: keyword tensors
+(`logits [B, A]`, `actions [B]`, the rest `[B]`) and settings, returning `(total, stats)` with
+`stats.policy_loss, value_loss, entropy, approx_kl, clip_fraction`.
+
+Tolerances: losses are compared as `|got - want| <= rtol * (|want| + scale)`, `rtol` the named
+tolerance of the dtype and `scale` the sizes of the terms that were summed. The clip fraction
+counts ratios outside `[1 - eps, 1 + eps]`, a step function: the counts are compared exactly,
+and only where no ratio lies within `KINK_MARGIN` of a clip boundary. The gradient check uses
+float64, step `FD_STEP` and tolerance `FD_TOL`, and keeps away from every kink of the loss (the
+clip boundaries of the ratio and of the value, and the switch of the clipped value loss's
+maximum) by `KINK_MARGIN`, filtering the rest out with `assume`.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from hypothesis import assume, given
+
+import spec.ppo
+from properties.returns import rtol_for
+from properties.strategies.rollouts import PPOMinibatch, ppo_minibatches
+from spec.distributions import log_prob
+
+__all__ = [
+    "FD_STEP",
+    "FD_TOL",
+    "KINK_MARGIN",
+    "ppo_gradient_matches_finite_differences",
+    "ppo_loss_matches_spec",
+]
+
+FD_STEP = 1e-6
+"""Step of the central finite differences."""
+
+FD_TOL = 1e-6
+"""Tolerance of a finite-difference derivative, relative to one plus its size."""
+
+KINK_MARGIN = 1e-4
+"""Minimum distance of every sample from a kink of the loss, for the gradient check."""
+
+_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+def _settings(batch: PPOMinibatch) -> dict[str, object]:
+    return dict(
+        clip_eps=batch.clip_eps,
+        value_clip_eps=batch.value_clip_eps,
+        value_coef=batch.value_coef,
+        entropy_coef=batch.entropy_coef,
+    )
+
+
+def _spec_loss(batch: PPOMinibatch) -> tuple[float, spec.ppo.PPOStats]:
+    return spec.ppo.ppo_loss(
+        logits=batch.logits,
+        actions=batch.actions,
+        old_log_probs=batch.old_log_probs,
+        advantages=batch.advantages,
+        values=batch.values,
+        returns=batch.returns,
+        old_values=batch.old_values,
+        **_settings(batch),
+    )
+
+
+def _tensors(batch: PPOMinibatch, dtype: torch.dtype, device: str) -> dict[str, torch.Tensor]:
+    fields = ("logits", "old_log_probs", "advantages", "values", "returns", "old_values")
+    tensors = {f: torch.tensor(getattr(batch, f), dtype=dtype, device=device) for f in fields}
+    tensors["actions"] = torch.tensor(batch.actions, device=device)
+    return tensors
+
+
+def _rounded(batch: PPOMinibatch, dtype: torch.dtype) -> PPOMinibatch:
+    """The minibatch with its arrays rounded to `dtype` (kept float64)."""
+    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}[dtype]
+    fields = ("logits", "old_log_probs", "advantages", "values", "returns", "old_values")
+    return batch._replace(
+        **{f: getattr(batch, f).astype(np_dtype).astype(np.float64) for f in fields}
+    )
+
+
+def _ratio_margin(batch: PPOMinibatch) -> float:
+    """The smallest distance of a ratio from the clip boundaries `1 +- eps`."""
+    ratio = np.exp(log_prob(batch.logits, batch.actions) - batch.old_log_probs)
+    return float(np.min(np.abs(np.abs(ratio - 1.0) - batch.clip_eps)))
+
+
+def _value_margin(batch: PPOMinibatch) -> float:
+    """The smallest distance from a kink of the (clipped) value loss; infinite when unclipped."""
+    if batch.value_clip_eps is None:
+        return float("inf")
+    step = batch.values - batch.old_values
+    clipped = batch.old_values + np.clip(step, -batch.value_clip_eps, batch.value_clip_eps)
+    switch = np.abs((batch.values - batch.returns) ** 2 - (clipped - batch.returns) ** 2)
+    boundary = np.abs(np.abs(step) - batch.value_clip_eps)
+    return float(min(np.min(switch), np.min(boundary)))
+
+
+def ppo_loss_matches_spec(
+    ppo_loss: Callable[..., tuple[torch.Tensor, tuple]],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """A batched PPO loss agrees with `spec.ppo.ppo_loss`: the total and every statistic."""
+
+    @given(batch=ppo_minibatches())
+    def prop(batch: PPOMinibatch) -> None:
+        batch = _rounded(batch, dtype)
+        assume(_ratio_margin(batch) > KINK_MARGIN)
+        total, stats = ppo_loss(**_tensors(batch, dtype, device), **_settings(batch))
+        want_total, want_stats = _spec_loss(batch)
+        rtol = rtol_for(dtype)
+        # Sizes of the summed terms: |r A| <= e^2 |A|, squared errors, entropies <= log A.
+        scale = (
+            10.0 * np.abs(batch.advantages).mean()
+            + np.mean((np.abs(batch.values) + np.abs(batch.returns) + 4.0) ** 2)
+            + np.log(batch.logits.shape[1])
+            + np.abs(batch.logits).max()
+        )
+        for name, got, want in [
+            ("total", total, want_total),
+            *((n, getattr(stats, n), getattr(want_stats, n)) for n in _STATS),
+        ]:
+            got = float(got)
+            if name == "clip_fraction":  # compare the counts: exact integers in every dtype
+                n_samples = batch.actions.size
+                assert round(got * n_samples) == round(want * n_samples), (
+                    f"clip_fraction: got {got!r}, spec {want!r}"
+                )
+                continue
+            bound = rtol * (abs(want) + scale)
+            assert abs(got - want) <= bound, f"{name}: got {got!r}, spec {want!r}"
+
+    return prop
+
+
+def ppo_gradient_matches_finite_differences(
+    ppo_loss: Callable[..., tuple[torch.Tensor, tuple]], *, device: str = "cpu"
+) -> Callable[[], None]:
+    """The float64 autograd gradient of the total loss with respect to `logits` and `values`
+    equals central finite differences of `spec.ppo.ppo_loss`, away from kinks."""
+
+    @given(batch=ppo_minibatches(max_batch=4))
+    def prop(batch: PPOMinibatch) -> None:
+        assume(_ratio_margin(batch) > KINK_MARGIN)
+        assume(_value_margin(batch) > KINK_MARGIN)
+        tensors = _tensors(batch, torch.float64, device)
+        tensors["logits"].requires_grad_(True)
+        tensors["values"].requires_grad_(True)
+        total, _ = ppo_loss(**tensors, **_settings(batch))
+        grad_logits, grad_values = torch.autograd.grad(
+            total, [tensors["logits"], tensors["values"]]
+        )
+        for field, grad in (("logits", grad_logits), ("values", grad_values)):
+            array = getattr(batch, field)
+            for index in np.ndindex(array.shape):
+                up, down = array.copy(), array.copy()
+                up[index] += FD_STEP
+                down[index] -= FD_STEP
+                loss_up, _ = _spec_loss(batch._replace(**{field: up}))
+                loss_down, _ = _spec_loss(batch._replace(**{field: down}))
+                numeric = (loss_up - loss_down) / (2 * FD_STEP)
+                analytic = float(grad[index])
+                assert abs(analytic - numeric) <= FD_TOL * (1.0 + abs(numeric)), (
+                    f"d loss / d {field}{list(index)}: autograd {analytic!r}, "
+                    f"finite difference {numeric!r}"
+                )
+
+    return prop
