@@ -1,5 +1,6 @@
 """Properties of categorical policy math: batched implementations agree with
-`spec.distributions`, and the spec's inverse-CDF sampler draws each action with its probability.
+`spec.distributions`, and the laws of a categorical distribution hold (normalisation, entropy
+bounds, the inverse-CDF sampler drawing each action with its probability).
 
 Batched implementations take logits `[B, A]` as tensors (`runtime.distributions`' interface).
 Float results are compared as `|got - want| <= rtol * (|want| + scale)`, `rtol` the named
@@ -25,9 +26,11 @@ from properties.strategies.rollouts import logits
 __all__ = [
     "SAMPLE_GRID",
     "SAMPLE_MARGIN",
+    "entropy_is_bounded",
     "entropy_matches_spec",
     "greedy_matches_spec",
     "log_prob_matches_spec",
+    "log_softmax_is_normalized",
     "log_softmax_matches_spec",
     "sample_draws_each_action_with_its_probability",
     "sample_matches_spec",
@@ -194,5 +197,43 @@ def sample_draws_each_action_with_its_probability(
             f"counts {counts} for probabilities {expected / SAMPLE_GRID}"
         )
         assert np.all(counts[np.isneginf(z[0])] == 0), "an impossible action was drawn"
+
+    return prop
+
+
+LAW_TOL = 1e-12
+"""Absolute tolerance of the float64 laws of normalisation and of the entropy bounds."""
+
+
+def log_softmax_is_normalized(
+    log_softmax: Callable[[np.ndarray], np.ndarray],
+) -> Callable[[], None]:
+    """`sum_a exp(log_softmax(z)_a) = 1`, `log_softmax` is `z` minus one constant per row, and
+    impossible actions get `-inf` (implementations over NumPy arrays, float64)."""
+
+    @given(z=logits(impossible=True))
+    def prop(z: np.ndarray) -> None:
+        logp = log_softmax(z)
+        np.testing.assert_array_equal(np.isneginf(logp), np.isneginf(z))
+        assert np.all(np.abs(np.exp(logp).sum(axis=-1) - 1.0) <= LAW_TOL * z.shape[-1])
+        finite = np.isfinite(z)
+        shift = np.where(finite, np.where(finite, z, 0.0) - np.where(finite, logp, 0.0), np.nan)
+        spread = np.nanmax(shift, axis=-1) - np.nanmin(shift, axis=-1)
+        assert np.all(spread <= LAW_TOL * _row_scale(z)[:, 0]), f"z - log_softmax(z): {shift}"
+
+    return prop
+
+
+def entropy_is_bounded(entropy: Callable[[np.ndarray], np.ndarray]) -> Callable[[], None]:
+    """`0 <= H(pi) <= log(number of possible actions)`, with equality at the uniform policy."""
+
+    @given(z=logits(impossible=True))
+    def prop(z: np.ndarray) -> None:
+        h = entropy(z)
+        possible = np.isfinite(z).sum(axis=-1)
+        assert np.all(h >= -LAW_TOL), f"negative entropy {h}"
+        assert np.all(h <= np.log(possible) + LAW_TOL), f"entropy {h} above log {possible}"
+        uniform = np.where(np.isfinite(z), 0.0, -np.inf)
+        np.testing.assert_allclose(entropy(uniform), np.log(possible), rtol=0, atol=LAW_TOL)
 
     return prop

@@ -1,5 +1,7 @@
 """Properties of the PPO loss: a batched implementation agrees with `spec.ppo.ppo_loss`, term by
-term, and its autograd gradient agrees with central finite differences of the spec's loss.
+term, and its autograd gradient agrees with central finite differences of the spec's loss; the
+terms obey the laws of the paper (the clipped objective is a pessimistic bound, the KL estimate
+is never negative, clipping the value loss never lowers it).
 
 The implementation under test has `runtime.ppo.loss.ppo_loss`' interface: keyword tensors
 (`logits [B, A]`, `actions [B]`, the rest `[B]`) and settings, returning `(total, stats)` with
@@ -29,6 +31,10 @@ __all__ = [
     "FD_STEP",
     "FD_TOL",
     "KINK_MARGIN",
+    "LAW_TOL",
+    "approx_kl_is_nonnegative",
+    "clipped_surrogate_is_pessimistic",
+    "clipped_value_loss_bounds_unclipped",
     "ppo_gradient_matches_finite_differences",
     "ppo_loss_matches_spec",
 ]
@@ -170,5 +176,60 @@ def ppo_gradient_matches_finite_differences(
                     f"d loss / d {field}{list(index)}: autograd {analytic!r}, "
                     f"finite difference {numeric!r}"
                 )
+
+    return prop
+
+
+LAW_TOL = 1e-12
+"""Relative tolerance of the float64 laws of the loss terms."""
+
+
+def clipped_surrogate_is_pessimistic(
+    policy_loss: Callable[..., float],
+) -> Callable[[], None]:
+    """The clipped loss is at least the unclipped one, `-mean(r A)` (Schulman et al. 2017,
+    section 3: a lower bound on the objective), and equals `-mean(A)` when every `r = 1`."""
+
+    @given(batch=ppo_minibatches())
+    def prop(batch: PPOMinibatch) -> None:
+        new = log_prob(batch.logits, batch.actions)
+        loss = policy_loss(new, batch.old_log_probs, batch.advantages, clip_eps=batch.clip_eps)
+        unclipped = -np.mean(np.exp(new - batch.old_log_probs) * batch.advantages)
+        scale = 10.0 * np.abs(batch.advantages).mean()
+        assert loss >= unclipped - LAW_TOL * scale, f"{loss} below the unclipped {unclipped}"
+        at_one = policy_loss(new, new, batch.advantages, clip_eps=batch.clip_eps)
+        assert abs(at_one + np.mean(batch.advantages)) <= LAW_TOL * scale
+
+    return prop
+
+
+def approx_kl_is_nonnegative(approx_kl: Callable[..., float]) -> Callable[[], None]:
+    """The `k3` estimate `mean((r - 1) - log r)` is never negative, and 0 when every `r = 1`."""
+
+    @given(batch=ppo_minibatches())
+    def prop(batch: PPOMinibatch) -> None:
+        new = log_prob(batch.logits, batch.actions)
+        assert approx_kl(new, batch.old_log_probs) >= 0.0
+        assert approx_kl(new, new) == 0.0
+
+    return prop
+
+
+def clipped_value_loss_bounds_unclipped(value_loss: Callable[..., float]) -> Callable[[], None]:
+    """Clipping the value loss (a maximum of two squared errors) never lowers it, and changes
+    nothing when every value stays within `eps` of its old value."""
+
+    @given(batch=ppo_minibatches())
+    def prop(batch: PPOMinibatch) -> None:
+        eps = 0.5 if batch.value_clip_eps is None else batch.value_clip_eps
+        plain = value_loss(batch.values, batch.returns)
+        clipped = value_loss(
+            batch.values, batch.returns, old_values=batch.old_values, clip_eps=eps
+        )
+        assert clipped >= plain
+        near = batch.values - np.clip(batch.values - batch.old_values, -eps, eps)
+        unchanged = value_loss(batch.values, batch.returns, old_values=near, clip_eps=eps)
+        scale = np.mean((np.abs(batch.values) + np.abs(batch.returns) + eps) ** 2)
+        assert abs(unchanged - plain) <= LAW_TOL * scale, f"{unchanged} != {plain}"
 
     return prop
