@@ -182,10 +182,15 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 def _structure_violations(
     contract: Contract, transition: Transition, step: int | None
 ) -> tuple[list[Violation], int | None]:
-    """Shape and dtype violations of every field, and the batch size N if shapes allow one."""
+    """Shape and dtype violations of every field, and the batch size N.
+
+    N is the leading size that most fields share (the first such in field order on a tie), so
+    that one malformed field is the one reported.
+    """
     found = []
-    leading = {name: np.shape(getattr(transition, name)) for name in FIELDS}
-    n = leading["observation"][0] if leading["observation"] else None
+    sizes = [np.shape(getattr(transition, name))[:1] for name in FIELDS]
+    sizes = [size[0] for size in sizes if size]
+    n = max(sizes, key=sizes.count) if sizes else None
     expected_shapes = {name: (n,) for name in FIELDS}
     for name in _OBSERVATION_FIELDS:
         expected_shapes[name] = (n, *contract.observation_shape)
