@@ -8,9 +8,11 @@ before any timing.
 
 Each size is warmed up once, then timed `REPEATS` times; the script prints the medians and the
 ratio peer time / runtime time (above 1: the runtime is faster). The runtime is timed through
-its public, shape-checked entry point. Run: `python benchmarks/gae.py`.
+its public, shape-checked entry point. Run: `python benchmarks/gae.py [--threads K]`; by default
+torch keeps its own number of CPU threads (the NumPy loop always uses one).
 """
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -65,6 +67,11 @@ def median_seconds(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     """Time both implementations at every size and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"GAE, float32, CPU, torch threads = {torch.get_num_threads()}, median of {REPEATS}")
     print(f"{'T':>6} {'N':>6} {'numpy loop ms':>14} {'runtime ms':>11} {'speed-up':>9}")
