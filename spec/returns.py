@@ -101,8 +101,9 @@ def gae(
     With `lam = 0` this is `td_residuals`; with `lam = 1` it is `discounted_returns - values`
     (see there for the condition).
 
-    Source: Schulman et al. 2015, eq. 16, written as the backward recurrence of their eq. 18
-    family; truncation handled as in the DESIGN's GAE section.
+    Source: Schulman et al. 2015, eq. 16 (the discounted sum of residuals), computed by its
+    backward recurrence; eqs. 17 and 18 are the cases `lam = 0` and `lam = 1`. Truncation is
+    handled as in the DESIGN's GAE section.
 
     Worked example (gamma = 0.5, lam = 0.5, so gamma * lam = 0.25): the deltas are
     `1 + 0.5 - 1 = 0.5`, `2 + 0.5 - 1 = 1.5` and `3 + 0 - 1 = 2` (the last step terminates),
