@@ -173,5 +173,7 @@ FAULTY_ENVS = {
     "PrintsEveryStep-v0": PrintsEveryStep,
 }
 
+# Registered once, also when pytest imports this file a second time under another module name.
 for _env_id, _env_class in FAULTY_ENVS.items():
-    gym.register(id=_env_id, entry_point=_env_class)
+    if _env_id not in gym.registry:
+        gym.register(id=_env_id, entry_point=_env_class)

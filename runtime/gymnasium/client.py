@@ -127,7 +127,10 @@ class ServerProcess:
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
         self._buffer = bytearray()
-        self._selector = selectors.DefaultSelector()
+        self._selectors = {}
+        for fd, event in ((self._in, selectors.EVENT_WRITE), (self._out, selectors.EVENT_READ)):
+            self._selectors[fd] = selectors.DefaultSelector()
+            self._selectors[fd].register(fd, event)
 
     @property
     def name(self) -> str:
@@ -147,7 +150,7 @@ class ServerProcess:
                 raise _ChannelClosed from error
             view = view[written:]
             if view:
-                self._wait(self._in, selectors.EVENT_WRITE, deadline)
+                self._wait(self._in, deadline)
 
     def receive(self, deadline: float) -> Message:
         """Read one frame before `deadline`; return its header and arrays."""
@@ -187,11 +190,12 @@ class ServerProcess:
     def kill(self) -> None:
         """Kill the process (if alive), reap it and close the pipes."""
         _kill(self.process)
-        self._selector.close()
+        for selector in self._selectors.values():
+            selector.close()
 
     def _read(self, size: int, deadline: float) -> bytes:
         while len(self._buffer) < size:
-            self._wait(self._out, selectors.EVENT_READ, deadline)
+            self._wait(self._out, deadline)
             try:
                 chunk = os.read(self._out, max(READ_CHUNK, size - len(self._buffer)))
             except BlockingIOError:
@@ -205,16 +209,12 @@ class ServerProcess:
         del self._buffer[:size]
         return data
 
-    def _wait(self, fd: int, event: int, deadline: float) -> None:
+    def _wait(self, fd: int, deadline: float) -> None:
+        """Block until `fd` is ready for its direction (write for input, read for output)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _DeadlinePassed
-        self._selector.register(fd, event)
-        try:
-            ready = self._selector.select(remaining)
-        finally:
-            self._selector.unregister(fd)
-        if not ready:
+        if not self._selectors[fd].select(remaining):
             raise _DeadlinePassed
 
 

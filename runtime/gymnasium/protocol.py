@@ -29,8 +29,9 @@ A request that cannot be served gets `{"ok": false, "error": "...", "kind": "...
 """
 
 import json
+import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,8 @@ PREFIX = struct.Struct("<4sB3xII")
 MAX_HEADER_BYTES = 1 << 20
 MAX_FRAME_BYTES = 1 << 28
 COMMANDS = ("describe", "reset", "step", "close")
-ALLOWED_DTYPES = frozenset(
-    np.dtype(name).newbyteorder("<").str
+_WIRE_DTYPES = {
+    np.dtype(name).newbyteorder("<").str: np.dtype(name).newbyteorder("<")
     for name in (
         "bool",
         "uint8",
@@ -69,7 +70,8 @@ ALLOWED_DTYPES = frozenset(
         "float32",
         "float64",
     )
-)
+}
+ALLOWED_DTYPES = frozenset(_WIRE_DTYPES)
 
 
 class ProtocolError(ValueError):
@@ -174,7 +176,7 @@ def decode_body(prefix: bytes, body: bytes) -> Message:
     offset = 0
     for record in records:
         name, dtype, shape = _array_record(record)
-        size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        size = dtype.itemsize * math.prod(shape)
         if offset + size > payload_size:
             raise ProtocolError(
                 f"bad frame: array {name!r} of shape {shape} and dtype {dtype} needs {size} bytes "
@@ -203,13 +205,13 @@ def _array_record(record: object) -> tuple[str, np.dtype, tuple[int, ...]]:
             f"bad frame: array {name!r} has dtype {dtype_name!r}; "
             f"expected one of {sorted(ALLOWED_DTYPES)}"
         )
-    if not isinstance(shape, Sequence) or not all(
+    if not isinstance(shape, list) or not all(
         isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape
     ):
         raise ProtocolError(
             f"bad frame: array {name!r} shape must be a list of non-negative ints, got {shape!r}"
         )
-    return name, np.dtype(dtype_name), tuple(shape)
+    return name, _WIRE_DTYPES[dtype_name], tuple(shape)
 
 
 def _reject_constant(name: str) -> None:

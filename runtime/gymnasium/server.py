@@ -173,14 +173,20 @@ class GymServer:
         return actions
 
     def _stack(self, field: str, observations: Sequence[Any]) -> np.ndarray:
-        """Stack observations `[K, *S]` after checking each one's shape and dtype.
+        """Stack observations `[K, *S]` of the observation space's shape and dtype.
 
-        The first observation whose shape or dtype is not the observation space's raises
-        `EnvironmentFailure` naming it, as the in-process session's check does.
+        When the stack is not of the space's shape and dtype, the first observation at fault
+        raises `EnvironmentFailure` naming it, as the in-process session's check does.
         """
         space = self.envs[0].observation_space
-        arrays = [np.asarray(observation) for observation in observations]
-        for index, array in enumerate(arrays):
+        try:
+            stacked = np.stack(observations)
+        except ValueError:
+            stacked = None
+        if stacked is not None and (stacked.shape[1:], stacked.dtype) == (space.shape, space.dtype):
+            return stacked
+        for index, observation in enumerate(observations):
+            array = np.asarray(observation)
             for kind, value, expected in (
                 ("shape", array.shape, space.shape),
                 ("dtype", array.dtype, space.dtype),
@@ -194,7 +200,7 @@ class GymServer:
                         violation=kind,
                         value=list(value) if kind == "shape" else str(value),
                     )
-        return np.stack(arrays)
+        raise AssertionError(f"{field}: observations of the space's shape failed to stack")
 
     def _call(self, index: int, what: str, call: Any) -> Any:
         """Run `call` for environment `index`; wrap any exception it raises."""
@@ -252,7 +258,7 @@ def read_exact(stream: BinaryIO, size: int) -> bytes | None:
 
 def claim_channel() -> tuple[BinaryIO, BinaryIO]:
     """Keep descriptors 0 and 1 for the protocol; send later prints to stderr."""
-    channel_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    channel_in = os.fdopen(os.dup(0), "rb")
     channel_out = os.fdopen(os.dup(1), "wb", buffering=0)
     sys.stdout.flush()
     os.dup2(2, 1)
