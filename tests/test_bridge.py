@@ -13,10 +13,11 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from properties.sessions import session_machine, sessions_agree_machine
 from runtime.gymnasium.client import BridgeError, ServerPool, SubprocessSession
 from runtime.gymnasium.protocol import (
     MAGIC,
@@ -31,6 +32,7 @@ from runtime.gymnasium.protocol import (
 from runtime.gymnasium.server import EXIT_BAD_FRAME
 from runtime.sessions import make_session
 from spec.contract import FIELDS
+from spec.envs import cartpole
 from tests.faulty_envs import assert_gone
 
 TIMEOUT = 10.0
@@ -343,3 +345,40 @@ def test_a_server_keeps_stdout_prints_off_the_channel():
     assert b"PrintsEveryStep: step 1, action 1" in completed.stderr
     assert b"raw bytes from the simulator" in completed.stderr
     assert b"PrintsEveryStep" not in completed.stdout
+
+
+# The session protocol's state machines (properties/sessions.py) through the bridge.
+
+MACHINE_SETTINGS = settings(
+    max_examples=min(settings().max_examples, 4), stateful_step_count=8
+)  # fewer runs than the profile: each run starts server processes and steps hundreds of times
+CARTPOLE_LIMIT = {"max_episode_steps": 30}
+
+
+def bridge_session(num_envs: int = 3, num_servers: int = 2) -> SubprocessSession:
+    """A fresh bridge session over short CartPole episodes."""
+    return make_session(
+        "gymnasium-subprocess",
+        num_envs=num_envs,
+        num_servers=num_servers,
+        make_kwargs=CARTPOLE_LIMIT,
+        timeout=TIMEOUT,
+    )
+
+
+def cartpole_reset(rng: np.random.Generator) -> np.ndarray:
+    """The reference reset observation of CartPole-v1 drawn from `rng`."""
+    return cartpole.reset(cartpole.Params(), rng)[1]
+
+
+TestBridgeSessionProtocol = session_machine(bridge_session, reference_reset=cartpole_reset).TestCase
+TestBridgeSessionProtocol.settings = MACHINE_SETTINGS
+
+TestBridgeAgreesWithInProcess = sessions_agree_machine(
+    {
+        "gymnasium": lambda: make_session("gymnasium", num_envs=4, make_kwargs=CARTPOLE_LIMIT),
+        "bridge": lambda: bridge_session(num_envs=4, num_servers=3),
+        "spec": lambda: make_session("spec", num_envs=4, make_kwargs=CARTPOLE_LIMIT),
+    }
+).TestCase
+TestBridgeAgreesWithInProcess.settings = MACHINE_SETTINGS
