@@ -33,6 +33,7 @@ __all__ = [
     "MAX_STEP",
     "box_samples_obey_derived_contract",
     "check_agrees_with_violations",
+    "observation_check_agrees_with_reference",
     "violation_messages_name_the_fault",
     "violations_find_injected_faults",
 ]
@@ -128,6 +129,39 @@ def check_agrees_with_violations(
     return prop
 
 
+def observation_check_agrees_with_reference(
+    check_observation: Check,
+    *,
+    observation_violations: Violations = spec_contract.observation_violations,
+    device: torch.device | str = "cpu",
+) -> Callable[[], None]:
+    """A batched check of observations alone (as after a reset) agrees with the reference.
+
+    Args:
+        check_observation: `check_observation(contract, observations, *, field, step)`.
+        observation_violations: the reference predicate for observations.
+        device: where the observations are put.
+    """
+
+    @given(transitions(), st.integers(0, MAX_STEP))
+    def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
+        contract, batch, _ = case
+        observations = batch.next_observation
+        expected = observation_violations(
+            contract, observations, field="next_observation", step=step
+        )
+        tensor = torch.from_numpy(np.array(observations)).to(device)
+        try:
+            check_observation(contract, tensor, field="next_observation", step=step)
+        except ValueError as error:
+            assert expected, f"rejected observations the reference accepts: {error}"
+            assert [str(v) for v in error.violations] == [str(v) for v in expected]
+        else:
+            assert not expected, f"accepted observations with: {[str(v) for v in expected]}"
+
+    return prop
+
+
 def violation_messages_name_the_fault(
     check: Check,
     *,
@@ -158,7 +192,7 @@ def violation_messages_name_the_fault(
             entry = corruption.entry[0] if len(corruption.entry) == 1 else corruption.entry
             assert f" entry {entry} " in message, message
         assert f"{corruption.field}[env {corruption.env}, step {step}]" in message, message
-        assert f"= {value} " in message, message
+        assert f"= {value!s} " in message, message
         expected_bound = {
             "finite": "is not finite",
             "bounds": "is out of bounds [",

@@ -264,10 +264,8 @@ def _optional_numpy(tensor: Tensor | None) -> np.ndarray | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _limits(
-    contract: spec_contract.Contract, device: torch.device
-) -> tuple[bool, bool, Tensor, Tensor]:
-    """The fast check's float64 limits on `device`, cached per contract and device.
+def _limit_arrays(contract: spec_contract.Contract) -> tuple[bool, bool, np.ndarray, np.ndarray]:
+    """The fast check's float64 limits, cached per contract.
 
     Returns whether observations and rewards are constrained at all, and the lower and upper
     limits for the concatenated minima and maxima of `[observation entries, next_observation
@@ -275,7 +273,7 @@ def _limits(
     become +-float64 max, so infinities fail them; NaN fails every comparison.
     """
     size = int(np.prod(contract.observation_shape))
-    lows, highs = [], []
+    lows, highs = [np.zeros(0)], [np.zeros(0)]
     observations = (
         contract.finite_observations
         or contract.observation_low is not None
@@ -294,11 +292,32 @@ def _limits(
         reward_low, reward_high = contract.reward_range or (-np.inf, np.inf)
         lows.append(np.array([max(reward_low, -finite)]))
         highs.append(np.array([min(reward_high, finite)]))
+    return observations, rewards, np.concatenate(lows), np.concatenate(highs)
+
+
+_LIMIT_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
+@functools.lru_cache(maxsize=256)
+def _limits(
+    contract: spec_contract.Contract, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """`_limit_arrays` as tensors of `dtype` on `device`, rounded inwards.
+
+    For values x of `dtype`, `x >= low` holds exactly when x >= the float64 lower limit, since
+    `low` is the smallest value of `dtype` at or above it (likewise for `high`); comparisons
+    therefore run in the values' own dtype with no conversion.
+    """
+    _, _, low, high = _limit_arrays(contract)
+    target = _TORCH_TO_NUMPY[dtype]
+    with np.errstate(over="ignore"):
+        rounded_low, rounded_high = low.astype(target), high.astype(target)
+    up, down = target.type(np.inf), target.type(-np.inf)
+    rounded_low = np.where(rounded_low < low, np.nextafter(rounded_low, up), rounded_low)
+    rounded_high = np.where(rounded_high > high, np.nextafter(rounded_high, down), rounded_high)
     return (
-        observations,
-        rewards,
-        torch.as_tensor(np.concatenate([np.zeros(0), *lows]), dtype=torch.float64, device=device),
-        torch.as_tensor(np.concatenate([np.zeros(0), *highs]), dtype=torch.float64, device=device),
+        torch.as_tensor(rounded_low, dtype=dtype, device=device),
+        torch.as_tensor(rounded_high, dtype=dtype, device=device),
     )
 
 
@@ -315,29 +334,44 @@ def _values_valid(contract: spec_contract.Contract, transition: Transition) -> b
     """The fast check of every value rule: a few reductions and one host synchronisation.
 
     Per-entry minima and maxima over the batch are compared with the limits of `_limits`
-    (exactly, in float64); actions by their minimum and maximum; the flags by one `any`.
+    (exactly); actions by their minimum and maximum; the flags by one `any`.
     """
     if transition.num_envs == 0:
         return True
-    observations, rewards, low, high = _limits(contract, transition.device)
+    observations, rewards, _, _ = _limit_arrays(contract)
     minima, maxima = [], []
     if observations:
         for observation in (transition.observation, transition.next_observation):
-            if not observation.is_floating_point():
-                observation = observation.double()
-            minima.append(observation.amin(0).reshape(-1))
-            maxima.append(observation.amax(0).reshape(-1))
+            minimum, maximum = _entry_extremes(observation)
+            minima.append(minimum)
+            maxima.append(maximum)
     if rewards:
         minima.append(transition.reward.amin().reshape(1))
         maxima.append(transition.reward.amax().reshape(1))
     action_min, action_max = torch.aminmax(transition.action)
     valid = (action_min >= 0) & (action_max < contract.n_actions)
     if minima:
-        valid &= (torch.cat(minima).double() >= low).all()
-        valid &= (torch.cat(maxima).double() <= high).all()
+        minimum, maximum = torch.cat(minima), torch.cat(maxima)
+        if minimum.dtype not in _LIMIT_DTYPES:
+            minimum, maximum = minimum.double(), maximum.double()
+        low, high = _limits(contract, transition.device, minimum.dtype)
+        valid &= (minimum >= low).all() & (maximum <= high).all()
     if contract.exclusive_flags:
         valid &= ~(transition.terminated & transition.truncated).any()
     return bool(valid)
+
+
+def _entry_extremes(observation: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-entry minimum and maximum over the batch `[N, *S]`, flattened to `[prod(S)]`.
+
+    Integer observations are compared in float64, as the reference does.
+    """
+    if not observation.is_floating_point():
+        observation = observation.double()
+    minimum, maximum = observation.amin(0), observation.amax(0)
+    if observation.ndim != 2:
+        minimum, maximum = minimum.reshape(-1), maximum.reshape(-1)
+    return minimum, maximum
 
 
 def _reject(violations: list[Violation]) -> None:
@@ -401,13 +435,15 @@ def check_observation(
     if tuple(observation.shape[1:]) == contract.observation_shape and (
         _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     ):
-        observations, _, low, high = _limits(contract, observation.device)
+        observations, _, _, _ = _limit_arrays(contract)
         if not observations or observation.shape[0] == 0:
             return
-        values = observation if observation.is_floating_point() else observation.double()
-        size = int(np.prod(contract.observation_shape))
-        minimum, maximum = values.amin(0).reshape(-1), values.amax(0).reshape(-1)
-        if bool((minimum.double() >= low[:size]).all() & (maximum.double() <= high[:size]).all()):
+        minimum, maximum = _entry_extremes(observation)
+        if minimum.dtype not in _LIMIT_DTYPES:
+            minimum, maximum = minimum.double(), maximum.double()
+        low, high = _limits(contract, observation.device, minimum.dtype)
+        size = minimum.shape[0]
+        if bool((minimum >= low[:size]).all() & (maximum <= high[:size]).all()):
             return
     _reject(
         _unmapped_dtype(contract, observation, field, step)

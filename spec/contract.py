@@ -165,9 +165,9 @@ class Violation:
             index = self.entry[0] if len(self.entry) == 1 else self.entry
             subject += f" entry {index}"
         if self.kind in ("shape", "dtype"):
-            found = f"has {self.kind} {self.value}, expected {self.bound}"
+            found = f"has {self.kind} {self.value!s}, expected {self.bound}"
             return f"contract violation: {subject} {found}"
-        return f"contract violation: {subject} = {self.value} {self.bound}"
+        return f"contract violation: {subject} = {self.value!s} {self.bound}"
 
     def __str__(self) -> str:
         return self.message

@@ -8,6 +8,7 @@ import torch
 from properties.contract import (
     box_samples_obey_derived_contract,
     check_agrees_with_violations,
+    observation_check_agrees_with_reference,
     violation_messages_name_the_fault,
     violations_find_injected_faults,
 )
@@ -27,6 +28,9 @@ test_spec_violations_find_injected_faults = violations_find_injected_faults(
 )
 test_runtime_check_agrees_with_spec = check_agrees_with_violations(check_transition)
 test_runtime_messages_name_the_fault = violation_messages_name_the_fault(check_transition)
+test_runtime_observation_check_agrees_with_spec = observation_check_agrees_with_reference(
+    check_observation
+)
 test_contract_from_box_accepts_samples = box_samples_obey_derived_contract(
     Contract.from_spaces, check_transition
 )
@@ -203,3 +207,30 @@ def test_check_observation_for_resets() -> None:
 
 def test_empty_batch_is_valid() -> None:
     check_transition(cartpole_contract(), batch(0))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_bounds_between_representable_values_are_exact(dtype: type) -> None:
+    """A float64 bound of 0.1 lies between two values of the observation dtype."""
+    contract = spec_contract.Contract((1,), 2, observation_dtype=dtype, observation_high=0.1)
+    nearest = dtype(0.1)
+    below = np.nextafter(nearest, dtype(-1.0)) if np.float64(nearest) > 0.1 else nearest
+    above = np.nextafter(below, dtype(1.0))
+    assert np.float64(below) <= 0.1 < np.float64(above)
+    for value, valid in ((below, True), (above, False)):
+        observation = torch.from_numpy(np.full((2, 1), value, dtype=dtype))
+        transition = batch(2, observation=observation, next_observation=observation)
+        if valid:
+            check_transition(contract, transition)
+            check_observation(contract, observation)
+        else:
+            with pytest.raises(ContractViolation, match="is out of bounds"):
+                check_transition(contract, transition)
+            with pytest.raises(ContractViolation, match="is out of bounds"):
+                check_observation(contract, observation)
+
+
+def test_signed_zero_bounds_are_one_point() -> None:
+    contract = spec_contract.Contract((1,), 2, observation_low=0.0, observation_high=-0.0)
+    zeros = torch.zeros(2, 1)
+    check_transition(contract, batch(2, observation=zeros, next_observation=-zeros))
