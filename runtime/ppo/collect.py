@@ -28,7 +28,8 @@ def collect(
         session: a checked session (see `runtime.sessions`), already reset.
         policy: observations `[N, *obs]` -> (logits `[N, A]`, values `[N]`).
         horizon: T, the steps taken in every environment.
-        generator: the random source of the action samples (the global one when None).
+        generator: the random source of the action samples (the global one when None); the
+            uniforms of all `horizon` steps are drawn from it at once, on the session's device.
 
     The log-probabilities of the taken actions and the values of the true next observations
     are computed after the loop, in one batched call each, from the same policy: collection
@@ -46,9 +47,11 @@ def collect(
     next_observations: list[Tensor] = []
     with torch.no_grad():
         observation = session.observe()
-        for _ in range(horizon):
+        uniforms = torch.rand(horizon, session.num_envs, generator=generator,
+                              device=observation.device)
+        for t in range(horizon):
             step_logits, step_values = policy(observation)
-            step_actions = distributions.sample_actions(step_logits, generator=generator)
+            step_actions = distributions.sample(step_logits, uniforms[t].to(step_logits.dtype))
             transition = session.step_checked(step_actions)
             observations.append(observation)
             actions.append(step_actions)

@@ -25,11 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from runtime.ppo.checkpoint import (
-    CHECKPOINT_FORMAT,
-    load_checkpoint,
-    save_checkpoint,
-)
+from runtime.ppo.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from runtime.ppo.collect import collect
 from runtime.ppo.config import DEFAULT_ENV_ID, SESSION_KINDS, PPOConfig
 from runtime.ppo.evaluate import evaluate
@@ -41,6 +37,7 @@ from runtime.ppo.trainlog import TrainLog
 from runtime.sessions import make_session
 
 __all__ = ["TrainResult", "optimise", "train"]
+
 
 @dataclass
 class TrainResult:

@@ -1,0 +1,144 @@
+"""Time to solve CartPole-v1: this package's default PPO preset against Stable-Baselines3's PPO.
+
+Solved means an average greedy return of at least 475 over 20 held-out evaluation episodes.
+Both learners are evaluated by the same code (`runtime.ppo.evaluate.evaluate` on a torch
+session of 20 CartPole-v1 environments seeded `seed + 1_000_000 + j`) on the same schedule:
+every `EVAL_INTERVAL` environment steps, after the update that used them. The time reported is
+training wall time up to the evaluation that first reaches 475, with every evaluation's time
+left out for both. Both get `BUDGET` environment steps and one torch thread.
+
+The peer is Stable-Baselines3's `PPO` with the RL-Zoo hyperparameters for CartPole-v1 (file
+`hyperparams/ppo.yml` of rl-baselines3-zoo): 8 environments, n_steps 32, batch 256, gae_lambda
+0.8, gamma 0.98, 20 epochs, ent_coef 0, learning rate and clip range both linear from 1e-3
+and 0.2 to 0, its default MlpPolicy (64-64 tanh, separate actor and critic), on its own
+`DummyVecEnv` of Gymnasium CartPole-v1 environments.
+
+Run: `python benchmarks/ppo_cartpole.py [--seeds 0 1 2 3 4]` (needs the `bench` extra).
+"""
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from runtime.ppo.config import preset
+from runtime.ppo.evaluate import evaluate
+from runtime.ppo.train import train
+from runtime.sessions import make_session
+
+OURS = preset("default")
+EVAL_INTERVAL = OURS.batch_size * OURS.eval_every
+"""Environment steps between evaluations, for both learners."""
+BUDGET = OURS.batch_size * OURS.updates
+"""Environment steps each learner may use."""
+SOLVED = OURS.solved_return
+EVAL_EPISODES = OURS.eval_episodes
+SB3_ENVS, SB3_STEPS = 8, 32
+"""RL-Zoo CartPole-v1: environments and steps per environment per rollout."""
+
+
+def ours(seed: int) -> tuple[bool, int, float]:
+    """(solved, environment steps, training seconds) of the default preset."""
+    result = train(preset("default", seed=seed), env="torch")
+    return result.solved, result.env_steps, result.train_seconds
+
+
+def stable_baselines3(seed: int) -> tuple[bool, int, float]:
+    """(solved, environment steps, training seconds) of Stable-Baselines3 PPO, RL-Zoo settings."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    eval_session = make_session("torch", num_envs=EVAL_EPISODES)
+    eval_seed = preset("default", seed=seed).eval_seed
+
+    class Evaluate(BaseCallback):
+        """Evaluate when a rollout starts (after the previous update); stop once solved."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.solved = False
+            self.eval_seconds = 0.0
+            self.train_seconds = 0.0
+            self.started = 0.0
+            self.steps = 0
+
+        def _on_training_start(self) -> None:
+            self.started = time.perf_counter()
+
+        def _on_rollout_start(self) -> None:
+            steps = self.num_timesteps
+            if steps == 0 or steps % EVAL_INTERVAL or self.solved:
+                return
+            tick = time.perf_counter()
+            self.train_seconds = tick - self.started - self.eval_seconds
+            self.steps = steps
+            returns = evaluate(eval_session, _sb3_policy(self.model.policy), seed=eval_seed,
+                               max_steps=OURS.eval_max_steps)
+            self.eval_seconds += time.perf_counter() - tick
+            self.solved = float(returns.mean()) >= SOLVED
+
+        def _on_step(self) -> bool:
+            return not self.solved
+
+    def linear(start: float) -> Callable[[float], float]:
+        return lambda remaining: remaining * start
+
+    envs = make_vec_env("CartPole-v1", n_envs=SB3_ENVS, seed=seed)
+    model = PPO(
+        "MlpPolicy", envs, n_steps=SB3_STEPS, batch_size=256, gae_lambda=0.8, gamma=0.98,
+        n_epochs=20, ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2),
+        seed=seed, device="cpu", verbose=0,
+    )
+    callback = Evaluate()
+    model.learn(total_timesteps=BUDGET, callback=callback)
+    eval_session.close()
+    envs.close()
+    if not callback.solved:
+        return False, model.num_timesteps, time.perf_counter() - callback.started - (
+            callback.eval_seconds)
+    return True, callback.steps, callback.train_seconds
+
+
+def _sb3_policy(policy: object) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """Stable-Baselines3's policy as observations -> (logits, values), for `evaluate`."""
+
+    def forward(observations: Tensor) -> tuple[Tensor, Tensor]:
+        distribution = policy.get_distribution(observations)
+        return distribution.distribution.logits, policy.predict_values(observations)[:, 0]
+
+    return forward
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"evaluation every {EVAL_INTERVAL} environment steps on {EVAL_EPISODES} held-out "
+          f"episodes; solved at {SOLVED:g}; budget {BUDGET} steps; training time only")
+    print(f"{'seed':>4}  {'checked-rl default':>28}  {'Stable-Baselines3 (RL Zoo)':>28}")
+    rows = []
+    for seed in args.seeds:
+        ours_row, peer_row = ours(seed), stable_baselines3(seed)
+        rows.append((ours_row, peer_row))
+        print(f"{seed:>4}  {_cell(ours_row):>28}  {_cell(peer_row):>28}", flush=True)
+    ours_median = statistics.median(row[0][2] for row in rows)
+    peer_median = statistics.median(row[1][2] for row in rows)
+    print(f"median  {ours_median:>26.2f}s  {peer_median:>27.2f}s")
+    print(f"solved: checked-rl {sum(r[0][0] for r in rows)}/{len(rows)}, "
+          f"Stable-Baselines3 {sum(r[1][0] for r in rows)}/{len(rows)}")
+    print(f"ratio checked-rl / Stable-Baselines3 median time to solve: "
+          f"{ours_median / peer_median:.2f}")
+
+
+def _cell(row: tuple[bool, int, float]) -> str:
+    solved, steps, seconds = row
+    return f"{'solved' if solved else 'NOT solved'} {steps:>6} steps {seconds:6.2f}s"
+
+
+if __name__ == "__main__":
+    main()
