@@ -64,9 +64,10 @@ def make_session(
         env_id: for `spec` and `torch`, a key of `SPEC_ENVIRONMENTS` / `TORCH_ENVIRONMENTS`;
             for the Gymnasium kinds, any registered Gymnasium id.
         num_envs: the number N of environments.
-        device: where the session's tensors live; only `torch` sessions leave the CPU.
+        device: where the session's tensors live; `spec` and `gymnasium` sessions stay on the
+            CPU.
         seed: when given, the session is reset with it before it is returned.
-        dtype: `torch`: the environment's floating dtype; `spec` and `gymnasium`: the dtype of
+        dtype: `torch`: the environment's floating dtype; the other kinds: the dtype of
             rewards (float32 by default). Observations keep the environment's dtype.
         make_kwargs: `spec` and `torch`: fields of the spec environment's `Params` (e.g.
             `max_episode_steps` for CartPole), and for `torch` also keyword arguments of the
@@ -83,8 +84,10 @@ def make_session(
     if kind not in KINDS:
         raise ValueError(f"make_session: kind must be one of {list(KINDS)}, got {kind!r}")
     # Not `torch.device(...)`: importing runtime.sessions.torch rebinds `torch` in this package.
-    if kind != "torch" and str(device).split(":")[0] != "cpu":
+    if kind in ("spec", "gymnasium") and str(device).split(":")[0] != "cpu":
         raise ValueError(f"make_session: {kind!r} sessions run on the CPU, got device={device}")
+    if dtype is not None and kind != "torch":
+        options.setdefault("reward_dtype", dtype)
     if kind == "spec":
         from runtime.sessions.spec import SpecSession
 
@@ -96,8 +99,6 @@ def make_session(
                 f"valid: {sorted(f.name for f in dataclasses.fields(module.Params))}"
             )
         env = module.environment(params)
-        if dtype is not None:
-            options.setdefault("reward_dtype", dtype)
         session: CheckedSession = SpecSession(env, num_envs, **options)
     elif kind == "torch":
         from runtime.sessions.torch import TorchSession
@@ -113,11 +114,7 @@ def make_session(
     elif kind == "gymnasium":
         from runtime.sessions.gymnasium import GymnasiumSession
 
-        if dtype is not None:
-            options.setdefault("reward_dtype", dtype)
-        session = GymnasiumSession.from_id(
-            env_id, num_envs, make_kwargs=make_kwargs, **options
-        )
+        session = GymnasiumSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
     else:
         from runtime.gymnasium.client import SubprocessSession
 
