@@ -15,7 +15,7 @@ Every measurement steps with uniformly random actions for at least `SECONDS` sec
 `WARMUP` steps and reports environment steps (batched steps times environments) per second.
 Targets: the check costs under 10% of a torch step at `TORCH_ENVS`; the bridge reaches at
 least half the steps/s of the in-process Gymnasium session. Run:
-`python benchmarks/sessions.py [--device cuda] [--seconds 2]`.
+`python benchmarks/sessions.py [--device cuda] [--seconds 2] [--threads 1]`.
 """
 
 import argparse
@@ -44,6 +44,10 @@ WARMUP = 20
 
 SERVERS = (1, 2, 4)
 """Bridge server counts measured."""
+
+TORCH_THREADS = 1
+"""Torch CPU threads: one by default, since intra-op threads that compete with other processes
+for a few cores make CPU timings erratic."""
 
 
 def steps_per_second(step: Callable[[], object], num_envs: int, seconds: float) -> float:
@@ -129,8 +133,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="device of the torch session")
     parser.add_argument("--seconds", type=float, default=SECONDS, help="seconds per measurement")
+    parser.add_argument(
+        "--threads", type=int, default=TORCH_THREADS, help="torch CPU threads (default 1)"
+    )
     args = parser.parse_args()
     seconds = args.seconds
+    torch.set_num_threads(args.threads)
     results: dict[str, float] = {}
 
     results["gymnasium loop"] = steps_per_second(gymnasium_loop(GYM_ENVS), GYM_ENVS, seconds)
@@ -172,7 +180,8 @@ def main() -> None:
     check_share = checked / results["contract check alone"]
     print()
     print(
-        f"torch session at N = {TORCH_ENVS} ({args.device}): the contract check is "
+        f"torch session at N = {TORCH_ENVS} ({args.device}, {args.threads} thread(s)): the "
+        "contract check is "
         f"{check_share:.1%} of a checked step (target < 10%); unchecked / checked = "
         f"{unchecked / checked:.2f}"
     )

@@ -51,6 +51,7 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 30.0
 STDERR_TAIL_LINES = 20
+STDERR_LINE_BYTES = 1000
 SHUTDOWN_GRACE = 2.0
 READ_CHUNK = 1 << 16
 SERVER_COMMAND = (sys.executable, "-m", "runtime.gymnasium.server")
@@ -252,11 +253,15 @@ class ServerPool:
         self._finalizer = weakref.finalize(self, _kill_all, self.servers)
         sizes = [len(part) for part in np.array_split(np.arange(num_envs), num_servers)]
         first = 0
-        for index, size in enumerate(sizes):
-            self.servers.append(
-                ServerProcess(index, env_id, size, first, make_kwargs_json, server_command)
-            )
-            first += size
+        try:
+            for index, size in enumerate(sizes):
+                self.servers.append(
+                    ServerProcess(index, env_id, size, first, make_kwargs_json, server_command)
+                )
+                first += size
+        except BaseException:
+            self.kill()
+            raise
         self.closed = False
 
     @property
@@ -515,7 +520,7 @@ def _kill_all(servers: Iterable[ServerProcess]) -> None:
 def _drain(stream: IO[bytes], tail: collections.deque[str]) -> None:
     """Keep the last lines of a server's stderr until it closes."""
     with stream:
-        for line in iter(stream.readline, b""):
+        for line in iter(lambda: stream.readline(STDERR_LINE_BYTES), b""):
             tail.append(line.decode(errors="replace").rstrip())
 
 
