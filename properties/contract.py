@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from properties.strategies.transitions import (
@@ -87,6 +87,28 @@ def _to_runtime(batch: spec_contract.Transition, device: torch.device | str) -> 
     return Transition(*(torch.from_numpy(np.array(field)).to(device) for field in batch))
 
 
+def _float32_batch(value: float) -> spec_contract.Transition:
+    """One environment whose observations are `[value]` in float32, otherwise valid."""
+    observation = np.array([[value]], dtype=np.float32)
+    return spec_contract.Transition(
+        observation=observation,
+        action=np.zeros(1, dtype=np.int64),
+        reward=np.zeros(1, dtype=np.float32),
+        next_observation=observation,
+        terminated=np.zeros(1, dtype=np.bool_),
+        truncated=np.zeros(1, dtype=np.bool_),
+    )
+
+
+# Found while writing the fast check: float32(0.1) lies above the float64 bound 0.1, so a check
+# that rounds the bound to float32 accepts it.
+_BOUND_BETWEEN_FLOAT32_VALUES = (
+    spec_contract.Contract((1,), 2, observation_high=0.1),
+    _float32_batch(0.1),
+    None,
+)
+
+
 def check_agrees_with_violations(
     check: Check,
     *,
@@ -109,6 +131,7 @@ def check_agrees_with_violations(
     """
 
     @given(transitions(corruptions), st.integers(0, MAX_STEP))
+    @example(case=_BOUND_BETWEEN_FLOAT32_VALUES, step=0)
     def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
         contract, batch, _ = case
         expected = violations(contract, batch, step=step)
