@@ -302,3 +302,18 @@ def test_torch_session_on_cuda_agrees_with_cpu() -> None:
         assert cuda.device.type == "cuda"
         torch.testing.assert_close(cuda.next_observation.cpu(), cpu.next_observation)
         assert torch.equal(cuda.done.cpu(), cpu.done)
+
+
+class TextReward(tests.faulty_envs.Drift):
+    """Returns its reward as text: not a number."""
+
+    def step(self, action: int) -> tuple[np.ndarray, Any, bool, bool, dict[str, Any]]:
+        observation, _, terminated, truncated, info = super().step(action)
+        return observation, "one", terminated, truncated, info
+
+
+def test_non_numeric_reward_is_a_contract_violation() -> None:
+    with GymnasiumSession([tests.faulty_envs.Drift(), TextReward()]) as session:
+        session.reset(seed=0)
+        with pytest.raises(ContractViolation, match=r"reward\[env 1, step 0\] has dtype str"):
+            session.step_checked(torch.tensor([0, 1]))

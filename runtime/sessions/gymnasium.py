@@ -15,9 +15,10 @@ import gymnasium
 import torch
 from torch import Tensor
 
-from runtime.boundary import Contract
+from runtime.boundary import Contract, ContractViolation
 from runtime.envs.base import EnvStep
 from runtime.sessions.base import CheckedSession, EnvironmentStepError, stack_observations
+from spec.contract import Violation
 
 __all__ = ["GymnasiumSession"]
 
@@ -91,7 +92,7 @@ class GymnasiumSession(CheckedSession):
                 i, step, f"step (action {action})", lambda env, a=action: env.step(a)
             )
             next_observations.append(observation)
-            rewards.append(float(reward))
+            rewards.append(_real(reward, i, step))
             terminated.append(bool(term))
             truncated.append(bool(trunc))
             if term or trunc:
@@ -122,3 +123,14 @@ class GymnasiumSession(CheckedSession):
     def _close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+def _real(reward: Any, env: int, step: int) -> float:
+    """`reward` as a float, or a `ContractViolation` naming the environment and step."""
+    try:
+        return float(reward)
+    except (TypeError, ValueError):
+        kind = type(reward).__name__
+        raise ContractViolation(
+            [Violation("dtype", "reward", env, step, None, kind, "a real number")]
+        ) from None
