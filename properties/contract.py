@@ -24,7 +24,7 @@ from properties.strategies.transitions import (
     MAX_ENVS,
     VALUE_CORRUPTIONS,
     Corruption,
-    transitions,
+    contract_cases,
 )
 from runtime.boundary import Transition
 from spec import contract as spec_contract
@@ -67,7 +67,7 @@ def violations_find_injected_faults(
         corruptions: the kinds of fault injected (see `properties.strategies.transitions`).
     """
 
-    @given(transitions(corruptions), st.integers(0, MAX_STEP))
+    @given(contract_cases(corruptions), st.integers(0, MAX_STEP))
     def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
         contract, batch, corruption = case
         found = violations(contract, batch, step=step)
@@ -130,7 +130,7 @@ def check_agrees_with_violations(
         corruptions: the kinds of fault injected.
     """
 
-    @given(transitions(corruptions), st.integers(0, MAX_STEP))
+    @given(contract_cases(corruptions), st.integers(0, MAX_STEP))
     @example(case=_BOUND_BETWEEN_FLOAT32_VALUES, step=0)
     def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
         contract, batch, _ = case
@@ -166,7 +166,7 @@ def observation_check_agrees_with_reference(
         device: where the observations are put.
     """
 
-    @given(transitions(), st.integers(0, MAX_STEP))
+    @given(contract_cases(), st.integers(0, MAX_STEP))
     def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
         contract, batch, _ = case
         observations = batch.next_observation
@@ -198,7 +198,7 @@ def violation_messages_name_the_fault(
     the reference: with exactly one fault, the message must be about it.
     """
 
-    @given(transitions(corruptions, include_valid=False), st.integers(0, MAX_STEP))
+    @given(contract_cases(corruptions, include_valid=False), st.integers(0, MAX_STEP))
     def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
         contract, batch, corruption = case
         assert corruption is not None and corruption.env is not None

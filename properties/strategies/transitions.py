@@ -25,9 +25,9 @@ __all__ = [
     "STRUCTURE_CORRUPTIONS",
     "VALUE_CORRUPTIONS",
     "Corruption",
+    "contract_cases",
     "contracts",
     "corrupted_transitions",
-    "transitions",
     "valid_transitions",
 ]
 
@@ -345,7 +345,7 @@ def _other_dtypes(contract: Contract, field: str) -> list[np.dtype[Any]]:
 
 
 @st.composite
-def transitions(
+def contract_cases(
     draw: st.DrawFn, corruptions: Sequence[str] = CORRUPTIONS, *, include_valid: bool = True
 ) -> tuple[Contract, Transition, Corruption | None]:
     """A contract and a batch: valid (corruption None) or with one injected fault.
@@ -357,7 +357,7 @@ def transitions(
     """
     unknown = sorted(set(corruptions) - set(CORRUPTIONS))
     if unknown:
-        raise ValueError(f"transitions: unknown corruptions {unknown}; valid: {CORRUPTIONS}")
+        raise ValueError(f"contract_cases: unknown corruptions {unknown}; valid: {CORRUPTIONS}")
     if include_valid and draw(st.integers(0, 2)) == 0:
         contract = draw(contracts())
         return contract, draw(valid_transitions(contract)), None
