@@ -25,8 +25,12 @@ That is about `2 B + K` operations instead of `T`, with no divisions, no logarit
 cumulative products that could underflow: each output is built by the same multiply-adds as the
 spec, only grouped differently, so float64 results agree with the spec to rounding (1e-12
 relative, see `properties.returns`). The few leading steps that do not fill a block are finished
-by a plain loop. No shape checks run inside the loops; the arguments are checked once, at the
-boundary.
+by a plain loop.
+
+Wide batches are processed in time chunks of about `CHUNK_ELEMENTS` entries, last chunk first:
+each chunk computes its TD residuals and runs the blocked scan while its rows are still in the
+CPU cache, starting from the first row of the chunk after it. Narrow batches are one chunk. No
+shape checks run inside the loops; the arguments are checked once, at the boundary.
 """
 
 import math
@@ -39,6 +43,7 @@ from runtime.shapes import typechecked
 from spec.returns import NORMALIZE_EPS
 
 __all__ = [
+    "CHUNK_ELEMENTS",
     "NORMALIZE_EPS",
     "Advantages",
     "Flags",
@@ -50,6 +55,9 @@ __all__ = [
     "normalize_advantages",
     "td_residuals",
 ]
+
+CHUNK_ELEMENTS = 2**17
+"""Entries of one time chunk (`T` is cut into chunks of about this many `[., N]` entries)."""
 
 Rewards = Float[Tensor, "T N"]
 Values = Float[Tensor, "T N"]
@@ -91,15 +99,18 @@ def _block_size(n_steps: int) -> int:
     return max(1, round(math.sqrt(n_steps / 2)))
 
 
-def _discounted_scan_(x: Tensor, cut: Tensor, g: float) -> Tensor:
-    """`y_t = x_t + g * (1 - cut_t) * y_{t+1}` with `y_T = 0`, over dim 0, written into `x`.
+def _chunk_steps(n_envs: int) -> int:
+    """How many time steps of `n_envs` columns make one cache-sized chunk."""
+    return max(1, CHUNK_ELEMENTS // max(1, n_envs))
 
-    Blocked as described in the module docstring; `x` float `[T, N]` (overwritten with `y` and
-    returned), `cut` bool `[T, N]`.
+
+def _discounted_scan_(x: Tensor, cut: Tensor, g: float, after: Tensor | None) -> None:
+    """`y_t = x_t + g * (1 - cut_t) * y_{t+1}` over dim 0 of `[C, N]`, overwriting `x` with `y`.
+
+    `after` is `y_C`, the row `[N]` that follows the chunk (None: zeros). Blocked as described
+    in the module docstring; `x` float, `cut` bool.
     """
     n_steps, n_envs = x.shape
-    if n_steps == 0:
-        return x
     # keep[t] = 1 - cut[t] as floats; the factor g enters every multiply-add as `value=g`.
     keep = torch.logical_not(cut, out=torch.empty_like(x))
     block = _block_size(n_steps)
@@ -118,31 +129,37 @@ def _discounted_scan_(x: Tensor, cut: Tensor, g: float) -> Tensor:
         through = torch.full_like(local, g**block).masked_fill_(block_cut.bool(), 0.0)
         carry = torch.empty_like(local)
         carry_rows, local_rows, through_rows = carry.unbind(0), local.unbind(0), through.unbind(0)
-        carry_rows[-1].zero_()
+        if after is None:
+            carry_rows[-1].zero_()
+        else:
+            carry_rows[-1].copy_(after)
         for b in range(n_blocks - 2, -1, -1):
             torch.addcmul(
                 local_rows[b + 1], through_rows[b + 1], carry_rows[b + 1], out=carry_rows[b]
             )
         # 3. every block again, from its carry-in, overwriting x with the final values.
-        after = carry
         for j in range(block - 1, -1, -1):
-            torch.addcmul(xs[j], ks[j], after, value=g, out=xs[j])
-            after = xs[j]
-        start = lead
-    else:
-        start = n_steps - 1
-    for t in range(start - 1, -1, -1):
-        torch.addcmul(x[t], keep[t], x[t + 1], value=g, out=x[t])
-    return x
+            torch.addcmul(xs[j], ks[j], carry, value=g, out=xs[j])
+            carry = xs[j]
+        after, n_steps = x[lead], lead
+    for t in range(n_steps - 1, -1, -1):
+        if after is not None:
+            torch.addcmul(x[t], keep[t], after, value=g, out=x[t])
+        after = x[t]
 
 
-def _td_residuals(
-    rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, gamma: float
+def _td_residuals_(
+    out: Tensor,
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    gamma: float,
 ) -> Tensor:
-    """`r + gamma * (1 - terminated) * V(next) - V`, unchecked."""
-    # One fresh [T, N] buffer, then in-place passes in the spec's order: (r + g V') - V.
-    delta = torch.where(terminated, 0.0, next_values).mul_(gamma)
-    return delta.add_(rewards).sub_(values)
+    """Write `r + gamma * (1 - terminated) * V(next) - V` into `out` (three passes)."""
+    torch.add(rewards, next_values, alpha=gamma, out=out)
+    torch.where(terminated, rewards, out, out=out)
+    return out.sub_(values)
 
 
 @typechecked
@@ -161,7 +178,8 @@ def td_residuals(
     tensors = dict(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
     _check_layout("td_residuals", tensors)
     gamma = _check_discount("td_residuals", "gamma", gamma)
-    return _td_residuals(rewards, values, next_values, terminated, gamma)
+    out = torch.empty_like(rewards)
+    return _td_residuals_(out, rewards, values, next_values, terminated, gamma)
 
 
 @typechecked
@@ -191,8 +209,17 @@ def gae(
     _check_layout("gae", tensors)
     gamma = _check_discount("gae", "gamma", gamma)
     lam = _check_discount("gae", "lam", lam)
-    delta = _td_residuals(rewards, values, next_values, terminated, gamma)
-    return _discounted_scan_(delta, terminated | truncated, gamma * lam)
+    advantages = torch.empty_like(rewards)
+    n_steps, n_envs = rewards.shape
+    chunk = _chunk_steps(n_envs)
+    for end in range(n_steps, 0, -chunk):
+        t = slice(max(0, end - chunk), end)
+        x = _td_residuals_(
+            advantages[t], rewards[t], values[t], next_values[t], terminated[t], gamma
+        )
+        after = advantages[end] if end < n_steps else None
+        _discounted_scan_(x, terminated[t] | truncated[t], gamma * lam, after)
+    return advantages
 
 
 @typechecked
@@ -242,12 +269,21 @@ def discounted_returns(
     )
     _check_layout("discounted_returns", tensors)
     gamma = _check_discount("discounted_returns", "gamma", gamma)
-    # The trace stops after a done step and after the last step; there the bootstrap enters x.
-    stops = terminated | truncated
-    stops[-1:] = True
-    bootstrap = next_values.masked_fill(terminated | ~stops, 0.0)
-    x = torch.add(rewards, bootstrap, alpha=gamma)
-    return _discounted_scan_(x, stops, gamma)
+    returns = torch.empty_like(rewards)
+    n_steps, n_envs = rewards.shape
+    chunk = _chunk_steps(n_envs)
+    for end in range(n_steps, 0, -chunk):
+        t = slice(max(0, end - chunk), end)
+        # The trace stops after a done step and after the last step; there the bootstrap
+        # gamma * V(next) enters x_t = r_t + gamma * bootstrap_t, unless the step terminated.
+        stops = terminated[t] | truncated[t]
+        if end == n_steps:
+            stops[-1] = True
+        x = returns[t].copy_(next_values[t]).masked_fill_(terminated[t] | ~stops, 0.0)
+        x.mul_(gamma).add_(rewards[t])
+        after = returns[end] if end < n_steps else None
+        _discounted_scan_(x, stops, gamma, after)
+    return returns
 
 
 @typechecked

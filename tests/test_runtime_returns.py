@@ -82,6 +82,16 @@ def test_gae_blocked_scan_matches_a_plain_loop(n_steps: int) -> None:
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_chunked_scans_match_spec() -> None:
+    # With tiny chunks, every rollout of the strategies is cut into several time chunks, each
+    # scanned from the first row of the chunk after it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(returns, "CHUNK_ELEMENTS", 8)
+        gae_matches_spec(returns.gae)()
+        discounted_returns_match_spec(returns.discounted_returns)()
+        test_gae_blocked_scan_matches_a_plain_loop(200)
+
+
 def test_gae_rejects_a_discount_outside_the_unit_interval() -> None:
     with pytest.raises(ValueError, match="gae: lam must lie in"):
         returns.gae(**_rollout(4, 2), gamma=0.9, lam=1.5)
