@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from hypothesis import assume, example, given
+from hypothesis import strategies as st
 
 import spec.ppo
 from properties.returns import rtol_for
@@ -37,6 +38,7 @@ __all__ = [
     "clipped_value_loss_bounds_unclipped",
     "ppo_gradient_matches_finite_differences",
     "ppo_loss_matches_spec",
+    "ppo_loss_rejects_mismatched_arguments",
 ]
 
 FD_STEP = 1e-6
@@ -246,5 +248,30 @@ def clipped_value_loss_bounds_unclipped(value_loss: Callable[..., float]) -> Cal
         unchanged = value_loss(batch.values, batch.returns, old_values=near, clip_eps=eps)
         scale = np.mean((np.abs(batch.values) + np.abs(batch.returns) + eps) ** 2)
         assert abs(unchanged - plain) <= LAW_TOL * scale, f"{unchanged} != {plain}"
+
+    return prop
+
+
+def ppo_loss_rejects_mismatched_arguments(
+    ppo_loss: Callable[..., tuple[torch.Tensor, tuple]],
+) -> Callable[[], None]:
+    """A per-sample argument whose batch shape differs from the logits' is rejected with a
+    TypeError or ValueError that names the argument."""
+    per_sample = ("actions", "old_log_probs", "advantages", "values", "returns", "old_values")
+
+    @given(batch=ppo_minibatches(), culprit=st.sampled_from(per_sample), longer=st.booleans())
+    def prop(batch: PPOMinibatch, culprit: str, longer: bool) -> None:
+        tensors = _tensors(batch, torch.float64, "cpu")
+        bad = tensors[culprit]
+        tensors[culprit] = torch.cat([bad, bad[:1]]) if longer else bad[:, None]
+        try:
+            ppo_loss(**tensors, **_settings(batch._replace(value_clip_eps=0.2)))
+        except (TypeError, ValueError) as error:
+            message = str(error)
+            assert f"parameter '{culprit}'" in message or f"{culprit} must" in message, (
+                f"the error does not name {culprit!r}: {message}"
+            )
+        else:
+            raise AssertionError(f"a {culprit} of shape {tuple(tensors[culprit].shape)} passed")
 
     return prop

@@ -11,7 +11,11 @@ from properties.distributions import (
     log_softmax_matches_spec,
     sample_matches_spec,
 )
-from properties.ppo import ppo_gradient_matches_finite_differences, ppo_loss_matches_spec
+from properties.ppo import (
+    ppo_gradient_matches_finite_differences,
+    ppo_loss_matches_spec,
+    ppo_loss_rejects_mismatched_arguments,
+)
 from runtime import distributions
 from runtime.ppo import loss
 
@@ -33,6 +37,7 @@ test_ppo_loss_matches_spec_float32 = ppo_loss_matches_spec(loss.ppo_loss, dtype=
 test_ppo_gradient_matches_finite_differences = ppo_gradient_matches_finite_differences(
     loss.ppo_loss
 )
+test_ppo_loss_rejects_mismatched_arguments = ppo_loss_rejects_mismatched_arguments(loss.ppo_loss)
 
 
 def test_entropy_gradient_is_finite_with_impossible_actions() -> None:
