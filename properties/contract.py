@@ -109,6 +109,15 @@ _BOUND_BETWEEN_FLOAT32_VALUES = (
 )
 
 
+# Found by `observation_check_agrees_with_reference`: observations of shape () instead of [N]
+# for scalar observations, refused by a shape annotation instead of the contract.
+_ZERO_DIMENSIONAL_OBSERVATIONS = (
+    spec_contract.Contract((), 2),
+    _float32_batch(0.0)._replace(next_observation=np.array(0.0, dtype=np.float32)),
+    None,
+)
+
+
 def check_agrees_with_violations(
     check: Check,
     *,
@@ -167,6 +176,7 @@ def observation_check_agrees_with_reference(
     """
 
     @given(contract_cases(), st.integers(0, MAX_STEP))
+    @example(case=_ZERO_DIMENSIONAL_OBSERVATIONS, step=0)
     def prop(case: tuple[Any, spec_contract.Transition, Corruption | None], step: int) -> None:
         contract, batch, _ = case
         observations = batch.next_observation

@@ -422,7 +422,7 @@ def _unmapped_dtype(
 @typechecked
 def check_observation(
     contract: spec_contract.Contract,
-    observation: Shaped[Tensor, " N *obs"],
+    observation: Shaped[Tensor, "..."],
     *,
     field: str = "observation",
     step: int | None = None,
@@ -430,7 +430,8 @@ def check_observation(
     """Raise `ContractViolation` unless every observation of the batch obeys `contract`.
 
     For observations that come without a transition (those of a reset); agrees with
-    `spec.contract.observation_violations`.
+    `spec.contract.observation_violations`. Any shape is accepted: one other than `[N, *S]`
+    is a contract violation.
     """
     if tuple(observation.shape[1:]) == contract.observation_shape and (
         _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype

@@ -16,8 +16,8 @@ from spec.contract import Contract, Transition
 
 __all__ = [
     "CORRUPTIONS",
-    "MAX_ACTIONS",
     "MAX_AXIS_SIZE",
+    "MAX_CONTRACT_ACTIONS",
     "MAX_ENVS",
     "MAX_OBSERVATION_AXES",
     "OBSERVATION_DTYPES",
@@ -34,7 +34,7 @@ __all__ = [
 MAX_ENVS = 5
 MAX_OBSERVATION_AXES = 2
 MAX_AXIS_SIZE = 3
-MAX_ACTIONS = 5
+MAX_CONTRACT_ACTIONS = 5
 BOUND_MAGNITUDE = 100.0
 OBSERVATION_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 REWARD_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -109,7 +109,7 @@ def contracts(draw: st.DrawFn) -> Contract:
         reward_range = tuple(sorted((draw(reward_bound), draw(reward_bound))))
     return Contract(
         observation_shape=shape,
-        n_actions=draw(st.integers(1, MAX_ACTIONS)),
+        n_actions=draw(st.integers(1, MAX_CONTRACT_ACTIONS)),
         observation_dtype=dtype,
         finite_observations=draw(st.booleans()),
         finite_rewards=draw(st.booleans()),
