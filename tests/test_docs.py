@@ -4,6 +4,8 @@ Conventions for the fenced code blocks of a guide (`docs/guides/*.md`):
 
 - ```` ```python ```` blocks run in order, in one namespace per page, with a fresh temporary
   directory as the working directory.
+- A block with a title (```` ```python title="test_mine.py" ````, shown by Material as a file
+  name) is a file: it is written under that name into the page's directory, not run.
 - ```` ```sh ```` blocks run as one bash script each (`set -euo pipefail`) in the same
   directory, with this interpreter's `bin` directory first on `PATH` (so `python` and
   `checked-rl` are the installed ones).
@@ -34,6 +36,7 @@ OUTPUT_LANGUAGE = "text"
 SH_TIMEOUT_S = 60
 BUILD_TIMEOUT_S = 90
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,})(?P<info>[^`]*)$")
+TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 OUTPUT_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -44,6 +47,7 @@ class Block:
     language: str
     source: str
     line: int
+    title: str | None = None
     expected_output: str | None = None
 
 
@@ -60,6 +64,7 @@ def fenced_blocks(text: str) -> list[Block]:
         indent, fence = opening["indent"], opening["fence"]
         info = opening["info"].strip()
         language = info.split()[0].strip("{}.") if info else ""
+        title = TITLE.search(info)
         start = i + 1
         body: list[str] = []
         i += 1
@@ -68,21 +73,26 @@ def fenced_blocks(text: str) -> list[Block]:
             i += 1
         if i == len(lines):
             raise ValueError(f"unclosed code fence opened at line {start}")
-        blocks.append(Block(language, textwrap.dedent("\n".join(body)) + "\n", start))
+        source = textwrap.dedent("\n".join(body)) + "\n"
+        blocks.append(Block(language, source, start, title and title["title"]))
         i += 1
     return blocks
 
 
 def runnable_blocks(text: str) -> list[Block]:
-    """The `python` and `sh` blocks of a page, each with the `text` block that follows it."""
+    """The file blocks and the `python` and `sh` blocks of a page, in order, each runnable block
+    with the `text` block that follows it as its expected output."""
     blocks = fenced_blocks(text)
     runnable: list[Block] = []
     for index, block in enumerate(blocks):
+        if block.title is not None:
+            runnable.append(block)
+            continue
         if block.language not in RUN_LANGUAGES:
             continue
         following = blocks[index + 1] if index + 1 < len(blocks) else None
         expected = following.source if following and following.language == OUTPUT_LANGUAGE else None
-        runnable.append(Block(block.language, block.source, block.line, expected))
+        runnable.append(Block(block.language, block.source, block.line, None, expected))
     return runnable
 
 
@@ -141,22 +151,31 @@ def test_guides_exist() -> None:
 
 def test_fenced_blocks_pairs_output_with_the_block_before_it() -> None:
     """The parser finds languages, start lines and the expected output of a block."""
-    page = "intro\n\n```python\nprint(1)\n```\n\n```text\n1\n```\n\n    ```sh\n    ls\n    ```\n"
+    page = (
+        "intro\n\n```python\nprint(1)\n```\n\n```text\n1\n```\n\n    ```sh\n    ls\n    ```\n"
+        '\n```python title="mine.py"\nx = 1\n```\n\n```console\n$ make train\n```\n'
+    )
     blocks = runnable_blocks(page)
-    assert [(b.language, b.line, b.expected_output) for b in blocks] == [
-        ("python", 3, "1\n"),
-        ("sh", 11, None),
+    assert [(b.language, b.line, b.title, b.expected_output) for b in blocks] == [
+        ("python", 3, None, "1\n"),
+        ("sh", 11, None, None),
+        ("python", 15, "mine.py", None),
     ]
     assert blocks[1].source == "ls\n"
+    assert blocks[2].source == "x = 1\n"
 
 
 @pytest.mark.parametrize("page", GUIDES, ids=[page.stem for page in GUIDES])
 def test_guide_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every python and sh block of the page runs in order and prints what the page shows."""
+    """Every python and sh block of the page runs in order and prints what the page shows;
+    file blocks are written to disk where they appear."""
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"guide_{page.stem.replace('-', '_')}"}
     for number, block in enumerate(runnable_blocks(page.read_text()), start=1):
         where = f"docs/guides/{page.name} {block.language} block {number} (line {block.line})"
+        if block.title is not None:
+            (tmp_path / block.title).write_text(block.source)
+            continue
         if block.language == "python":
             got = run_python(block, namespace, where)
         else:
