@@ -433,8 +433,10 @@ def check_observation(
     `spec.contract.observation_violations`. Any shape is accepted: one other than `[N, *S]`
     is a contract violation.
     """
-    if tuple(observation.shape[1:]) == contract.observation_shape and (
-        _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
+    if (
+        observation.ndim >= 1
+        and tuple(observation.shape[1:]) == contract.observation_shape
+        and _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     ):
         observations, _, _, _ = _limit_arrays(contract)
         if not observations or observation.shape[0] == 0:
