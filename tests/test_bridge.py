@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from properties.sessions import session_machine, sessions_agree_machine
-from runtime.gymnasium.client import BridgeError, ServerPool, SubprocessSession
+from runtime.gymnasium.client import BridgeError, SubprocessSession
+from runtime.gymnasium.processes import ServerPool
 from runtime.gymnasium.protocol import (
     MAGIC,
     MAX_FRAME_BYTES,

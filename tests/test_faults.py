@@ -192,10 +192,10 @@ def test_an_interrupt_during_a_read_kills_the_servers():
 
 CLIENT_THAT_DIES = """
 import json, os
-from runtime.gymnasium.client import SubprocessSession
-session = SubprocessSession("CartPole-v1", num_envs=2, num_servers=2)
-session.reset(seed=0)
-print(json.dumps(session.pids), flush=True)
+from runtime.gymnasium.processes import ServerPool
+pool = ServerPool("CartPole-v1", 2, 2, "{}", timeout=30)
+pool.request("describe")
+print(json.dumps(pool.pids), flush=True)
 os._exit(0)
 """
 

@@ -2,8 +2,9 @@
 
 - `runtime.gymnasium.protocol`: the wire format (framed messages, raw arrays, no pickle).
 - `runtime.gymnasium.server`: `python -m runtime.gymnasium.server`, K environments per process.
-- `runtime.gymnasium.client`: `SubprocessSession`, a checked session over several servers, and
+- `runtime.gymnasium.processes`: starting servers, deadline-bound I/O with them, killing them;
   `BridgeError`, raised when a server crashes, hangs or breaks the protocol.
+- `runtime.gymnasium.client`: `SubprocessSession`, a checked session over several servers.
 
 The names of the client are exported lazily, so that a server process does not import PyTorch.
 """
