@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import gymnasium
 import torch
 
-from runtime.boundary import ContractViolation
+from runtime.boundary import ContractViolation, Transition
 from runtime.cli import CLIError
 from runtime.gymnasium.client import DEFAULT_TIMEOUT, BridgeError
 from runtime.sessions import CheckedSession, EnvironmentStepError, make_session
@@ -80,7 +80,7 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
 
 
 def _invariant_violations(
-    previous: torch.Tensor, transition: object, current: torch.Tensor, step: int
+    previous: torch.Tensor, transition: Transition, current: torch.Tensor, step: int
 ) -> list[str]:
     """Messages for broken session invariants at `step` (empty when both hold)."""
     found = []

@@ -48,6 +48,12 @@ class SubprocessSession(CheckedSession):
     Raises:
         BridgeError: a server could not start, make its environments, or answer in time.
         ValueError: the spaces are not a `Box` and a `Discrete` starting at 0.
+
+    While stepping, a broken contract raises `ContractViolation` and an exception inside an
+    environment raises `EnvironmentStepError` (with the server's traceback as its
+    `server_traceback`), both naming the global environment index and the step; the servers
+    stay up and `reset` makes the session usable again. A server that crashes, hangs or breaks
+    the protocol raises `BridgeError`; every server is then killed and the session is done.
     """
 
     def __init__(
