@@ -13,10 +13,12 @@ line usable by hand and needs no platform-specific descriptor passing.)
 
 The server steps its environments one after the other and resets, in the same step, those that
 finish (`terminated or truncated`), sending both the true final observation and the reset one.
-It exits with code 0 after `close` or when its standard input reaches end of file (the client
-died), and with code 3 after a frame it cannot parse, since the stream cannot be resynchronised
-after that. An exception inside an environment becomes an error reply naming the environment
-and the exception; the server keeps serving, and the client decides what the session may do next.
+It waits for the next request without a deadline (an idle client is legitimate; the client
+side times out every request it makes). It exits with code 0 after `close` or when its standard
+input reaches end of file (the client died), and with code 3 after a frame it cannot parse,
+having replied with the reason, since the stream cannot be resynchronised after that. An
+exception inside an environment becomes an error reply naming the environment and the exception;
+the server keeps serving, and the client decides what the session may do next.
 """
 
 import argparse
