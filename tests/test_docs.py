@@ -37,6 +37,7 @@ SH_TIMEOUT_S = 60
 BUILD_TIMEOUT_S = 90
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,})(?P<info>[^`]*)$")
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
+README_LINK = re.compile(r"\]\(([^)\s]+)\)")
 OUTPUT_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -181,6 +182,15 @@ def test_guide_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monk
         else:
             got = run_sh(block, tmp_path, where)
         check_output(block, got, where)
+
+
+def test_readme_links_resolve() -> None:
+    """Every relative link and image of the README points at a file of the repository."""
+    readme = (ROOT / "README.md").read_text()
+    targets = [t for t in README_LINK.findall(readme) if "://" not in t and not t.startswith("#")]
+    assert targets, "expected links into the documentation in README.md"
+    missing = [t for t in targets if not (ROOT / t.split("#")[0]).is_file()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
 
 
 def test_site_builds_strictly(tmp_path: Path) -> None:
