@@ -34,6 +34,7 @@ shape checks run inside the loops; the arguments are checked once, at the bounda
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 from jaxtyping import Bool, Float
@@ -104,30 +105,50 @@ def _chunk_steps(n_envs: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(1, n_envs))
 
 
-def _discounted_scan_(x: Tensor, cut: Tensor, g: float, after: Tensor | None) -> None:
+class _Scratch(NamedTuple):
+    """Buffers reused by every chunk of one call, so that no chunk allocates memory."""
+
+    cut: Tensor  # bool [C, N]
+    keep: Tensor  # float [C, N], 1 - cut
+    rows: Tensor  # float [3, C, N]: per-block values, pass-through factors and carries
+
+
+def _scratch(like: Tensor, chunk: int) -> _Scratch:
+    """Scratch buffers for chunks of up to `chunk` steps of `like`'s columns, dtype and device."""
+    n_envs = like.shape[1]
+    return _Scratch(
+        cut=torch.empty((chunk, n_envs), dtype=torch.bool, device=like.device),
+        keep=torch.empty((chunk, n_envs), dtype=like.dtype, device=like.device),
+        rows=torch.empty((3, chunk, n_envs), dtype=like.dtype, device=like.device),
+    )
+
+
+def _discounted_scan_(
+    x: Tensor, cut: Tensor, g: float, after: Tensor | None, scratch: _Scratch
+) -> None:
     """`y_t = x_t + g * (1 - cut_t) * y_{t+1}` over dim 0 of `[C, N]`, overwriting `x` with `y`.
 
     `after` is `y_C`, the row `[N]` that follows the chunk (None: zeros). Blocked as described
-    in the module docstring; `x` float, `cut` bool.
+    in the module docstring; `x` float, `cut` bool; `scratch` has room for `C` steps.
     """
     n_steps, n_envs = x.shape
     # keep[t] = 1 - cut[t] as floats; the factor g enters every multiply-add as `value=g`.
-    keep = torch.logical_not(cut, out=torch.empty_like(x))
+    keep = torch.logical_not(cut, out=scratch.keep[:n_steps])
     block = _block_size(n_steps)
     n_blocks = n_steps // block
     lead = n_steps - n_blocks * block
     if block >= 2 and n_blocks >= 2:
         xs = x[lead:].view(n_blocks, block, n_envs).unbind(1)
         ks = keep[lead:].view(n_blocks, block, n_envs).unbind(1)
+        local, through, carry = scratch.rows[:, :n_blocks]
         # 1. every block at once, zero carry-in: `local` ends as each block's first value.
-        local = xs[block - 1].clone()
+        local.copy_(xs[block - 1])
         for j in range(block - 2, -1, -1):
             torch.addcmul(xs[j], ks[j], local, value=g, out=local)
         # 2. across blocks: carry[b] is the value entering block b from block b + 1. A block
         # passes a carry through iff none of its steps is cut (max over a uint8 view of `cut`).
         block_cut = cut[lead:].view(torch.uint8).view(n_blocks, block, n_envs).amax(dim=1)
-        through = torch.full_like(local, g**block).masked_fill_(block_cut.bool(), 0.0)
-        carry = torch.empty_like(local)
+        through.fill_(g**block).masked_fill_(block_cut.bool(), 0.0)
         carry_rows, local_rows, through_rows = carry.unbind(0), local.unbind(0), through.unbind(0)
         if after is None:
             carry_rows[-1].zero_()
@@ -211,14 +232,16 @@ def gae(
     lam = _check_discount("gae", "lam", lam)
     advantages = torch.empty_like(rewards)
     n_steps, n_envs = rewards.shape
-    chunk = _chunk_steps(n_envs)
+    chunk = max(1, min(n_steps, _chunk_steps(n_envs)))
+    scratch = _scratch(rewards, chunk)
     for end in range(n_steps, 0, -chunk):
         t = slice(max(0, end - chunk), end)
         x = _td_residuals_(
             advantages[t], rewards[t], values[t], next_values[t], terminated[t], gamma
         )
+        cut = torch.logical_or(terminated[t], truncated[t], out=scratch.cut[: x.shape[0]])
         after = advantages[end] if end < n_steps else None
-        _discounted_scan_(x, terminated[t] | truncated[t], gamma * lam, after)
+        _discounted_scan_(x, cut, gamma * lam, after, scratch)
     return advantages
 
 
@@ -271,18 +294,19 @@ def discounted_returns(
     gamma = _check_discount("discounted_returns", "gamma", gamma)
     returns = torch.empty_like(rewards)
     n_steps, n_envs = rewards.shape
-    chunk = _chunk_steps(n_envs)
+    chunk = max(1, min(n_steps, _chunk_steps(n_envs)))
+    scratch = _scratch(rewards, chunk)
     for end in range(n_steps, 0, -chunk):
         t = slice(max(0, end - chunk), end)
         # The trace stops after a done step and after the last step; there the bootstrap
         # gamma * V(next) enters x_t = r_t + gamma * bootstrap_t, unless the step terminated.
-        stops = terminated[t] | truncated[t]
+        stops = torch.logical_or(terminated[t], truncated[t], out=scratch.cut[: end - t.start])
         if end == n_steps:
             stops[-1] = True
         x = returns[t].copy_(next_values[t]).masked_fill_(terminated[t] | ~stops, 0.0)
         x.mul_(gamma).add_(rewards[t])
         after = returns[end] if end < n_steps else None
-        _discounted_scan_(x, stops, gamma, after)
+        _discounted_scan_(x, stops, gamma, after, scratch)
     return returns
 
 
