@@ -32,6 +32,7 @@ __all__ = [
     "FLOAT32_RTOL",
     "FLOAT64_RTOL",
     "NORMALIZE_TOL",
+    "assert_close",
     "discounted_returns_match_spec",
     "gae_is_discounted_sum_of_residuals",
     "gae_lam_one_is_monte_carlo_minus_values",
