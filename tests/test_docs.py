@@ -184,6 +184,14 @@ def test_guide_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monk
         check_output(block, got, where)
 
 
+def test_every_page_is_in_the_navigation() -> None:
+    """Each Markdown page under docs/ is listed in mkdocs.yml's nav (MkDocs only logs orphans)."""
+    config = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
+    orphans = [page for page in pages if f": {page}" not in config]
+    assert not orphans, f"pages missing from the nav of mkdocs.yml: {orphans}"
+
+
 def test_readme_links_resolve() -> None:
     """Every relative link and image of the README points at a file of the repository."""
     readme = (ROOT / "README.md").read_text()
