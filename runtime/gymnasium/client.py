@@ -17,7 +17,13 @@ from torch import Tensor
 
 from runtime.boundary import Contract, ContractViolation
 from runtime.envs.base import EnvStep
-from runtime.gymnasium.processes import DEFAULT_TIMEOUT, BridgeError, ServerPool, ServerProcess
+from runtime.gymnasium.processes import (
+    DEFAULT_STARTUP_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    BridgeError,
+    ServerPool,
+    ServerProcess,
+)
 from runtime.gymnasium.protocol import Message
 from runtime.sessions.base import CheckedSession, EnvironmentStepError
 from spec.contract import Violation
@@ -41,6 +47,7 @@ class SubprocessSession(CheckedSession):
         num_servers: processes stepped in parallel.
         make_kwargs: keyword arguments of every `gymnasium.make` call (JSON-serialisable).
         timeout: seconds any request may take before its server counts as hung.
+        startup_timeout: seconds the servers may take to start and describe their spaces.
         device: where the returned tensors live.
         reward_dtype: the floating dtype of rewards (float32, as in the in-process session).
         contract: the contract (default: `Contract.from_spaces` of the servers' spaces).
@@ -64,6 +71,7 @@ class SubprocessSession(CheckedSession):
         num_servers: int = 1,
         make_kwargs: dict[str, Any] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         device: torch.device | str = "cpu",
         reward_dtype: torch.dtype = torch.float32,
         contract: Contract | None = None,
@@ -77,7 +85,7 @@ class SubprocessSession(CheckedSession):
             ) from None
         pool = ServerPool(env_id, num_envs, num_servers, make_kwargs_json, timeout)
         try:
-            header, arrays = self._describe(pool, env_id)
+            header, arrays = self._describe(pool, env_id, startup_timeout)
             observation_space = space_from_description(header["observation_space"], arrays)
             action_space = space_from_description(header["action_space"], {})
             contract = contract or Contract.from_spaces(observation_space, action_space)
@@ -97,8 +105,8 @@ class SubprocessSession(CheckedSession):
         return self.pool.pids
 
     @staticmethod
-    def _describe(pool: ServerPool, env_id: str) -> Message:
-        replies = pool.request("describe")
+    def _describe(pool: ServerPool, env_id: str, timeout: float) -> Message:
+        replies = pool.request("describe", timeout=timeout)
         for server, (header, _) in zip(pool.servers, replies, strict=True):
             if not header.get("ok"):
                 raise server.failure(

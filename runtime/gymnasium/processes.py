@@ -36,6 +36,7 @@ from runtime.gymnasium.protocol import (
 )
 
 __all__ = [
+    "DEFAULT_STARTUP_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "SERVER_COMMAND",
     "STDERR_TAIL_LINES",
@@ -46,6 +47,9 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a request may take before its server counts as hung."""
+
+DEFAULT_STARTUP_TIMEOUT = 60.0
+"""Seconds a new server may take to answer its first request (imports, `gymnasium.make`)."""
 
 STDERR_TAIL_LINES = 20
 """Lines of a server's stderr kept for error messages."""
@@ -280,16 +284,20 @@ class ServerPool:
         command: str,
         headers: Sequence[dict[str, Any]] | None = None,
         arrays: Sequence[dict[str, np.ndarray]] | None = None,
+        timeout: float | None = None,
     ) -> list[Message]:
         """Send `command` to every server, then read every reply (in server order).
 
-        Per-server `headers` and `arrays` extend the request. A hard failure (timeout, exit,
-        malformed reply) or an interrupt kills every server and raises `BridgeError` (or lets
-        the interrupt through); error replies are returned for the caller to judge.
+        Per-server `headers` and `arrays` extend the request; `timeout` replaces the pool's for
+        this request (for the first one, which waits for the servers to start). A hard failure
+        (timeout, exit, malformed reply) or an interrupt kills every server and raises
+        `BridgeError` (or lets the interrupt through); error replies are returned for the caller
+        to judge.
         """
         if self.closed:
             raise BridgeError(f"bridge: cannot send {command!r}, the session's servers are closed")
-        deadline = time.monotonic() + self.timeout
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         server = self.servers[0]
         try:
             for position, server in enumerate(self.servers):
@@ -301,7 +309,7 @@ class ServerPool:
             return replies
         except _DeadlinePassed:
             error = server.failure(
-                f"did not answer {command!r} within {self.timeout:g} s and was killed", kill=True
+                f"did not answer {command!r} within {timeout:g} s and was killed", kill=True
             )
         except _ChannelClosed:
             error = server.failure(f"closed its channel during {command!r}", kill=False)
