@@ -44,8 +44,13 @@ from runtime.gymnasium.protocol import (
 __all__ = ["GymServer", "describe_space", "main"]
 
 EXIT_CLOSED = 0
+"""Exit code after `close` or at the end of the input."""
+
 EXIT_MAKE_FAILED = 1
+"""Exit code after `close` when the environments could not be made."""
+
 EXIT_BAD_FRAME = 3
+"""Exit code after a frame that could not be parsed (the reason was sent as a reply)."""
 
 
 def describe_space(space: gym.Space) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
