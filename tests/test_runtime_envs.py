@@ -140,6 +140,23 @@ def test_torch_reset_is_seeded_and_bounded(device: str, seed: int) -> None:
     assert a.observe().device.type == device and a.observe().shape == (16, 4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_reset_noise_is_uniform_on_its_grid(dtype: torch.dtype) -> None:
+    """Every coordinate: mean 0 and half negative (within 5 standard errors), on the grid."""
+    n, bound = 20_000, cartpole.Params().reset_bound
+    states = CartPole(n, dtype=dtype, seed=11).observe().double()
+    spacing = bound / 2**15
+    assert bool(torch.all((states >= -bound) & (states < bound)))
+    grid_tol = 1e-2 if dtype == torch.float32 else 1e-6  # float32 rounds k * spacing
+    assert torch.allclose(states / spacing, torch.round(states / spacing), atol=grid_tol, rtol=0)
+    mean_se = (2 * bound / 12**0.5) / n**0.5
+    assert bool(torch.all(states.mean(dim=0).abs() < 5 * mean_se)), states.mean(dim=0)
+    negative = (states < 0).double().mean(dim=0)
+    assert bool(torch.all((negative - 0.5).abs() < 5 * 0.5 / n**0.5)), negative
+    quarter = (states.abs() > bound / 2).double().mean(dim=0)
+    assert bool(torch.all((quarter - 0.5).abs() < 5 * 0.5 / n**0.5)), quarter
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_protocol_attributes(device: str, dtype: torch.dtype) -> None:

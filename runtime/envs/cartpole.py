@@ -7,10 +7,10 @@ terminate or are truncated are reset in the same step (see `runtime.envs.base`).
 
 Two sources of reset noise:
 
-- `reset_noise="torch"` (default): every entry uniform in `[-reset_bound, reset_bound)` from a
-  `torch.Generator` on the environment's device, seeded by `reset(seed)`. Fresh noise for all
-  copies is drawn on every step and used where a copy is done, so stepping never waits for the
-  device.
+- `reset_noise="torch"` (default): every entry uniform on a grid of 2^16 points spanning
+  `[-reset_bound, reset_bound)`, from a `torch.Generator` on the environment's device seeded by
+  `reset(seed)` (see `CartPole._torch_noise`). Fresh noise for all copies is drawn on every step
+  and used where a copy is done, so stepping never waits for the device.
 - `reset_noise="gymnasium"`: copy `i` owns `np.random.default_rng(seed + i)` and draws each of
   its initial states from it exactly as Gymnasium's `CartPoleEnv.reset` does, auto-resets
   included. A torch environment, `N` spec environments and `N` Gymnasium environments seeded
@@ -87,12 +87,15 @@ class CartPole:
         self._generator.seed()
         self._rngs = [np.random.default_rng() for _ in range(num_envs)]
         self._thresholds = torch.tensor(
-            [self.params.x_threshold, self.params.theta_threshold], dtype=dtype, device=self.device
+            [[self.params.x_threshold], [self.params.theta_threshold]],
+            dtype=dtype,
+            device=self.device,
         )
         # Step counts are integers of the float's width, so one bit mask resets both.
         self._int = torch.int32 if dtype == torch.float32 else torch.int64
         self._bits = torch.empty(num_envs, dtype=torch.int64, device=self.device)
         self._noise = torch.empty(4, num_envs, dtype=dtype, device=self.device)
+        self._noise_scale = self.params.reset_bound / 2**15
         self._physics = torch.zeros(4, num_envs, dtype=dtype, device=self.device)
         self._steps = torch.zeros(num_envs, dtype=self._int, device=self.device)
         self.reset(seed)
@@ -174,15 +177,16 @@ class CartPole:
         """`[4, N]` reset states from the torch generator, on a grid of 2^16 points per entry.
 
         One 64-bit draw per copy, read as four 16-bit integers `k` in `[-2^15, 2^15)`, gives
-        `(k + 1/2) * reset_bound / 2^15`: uniform over 65536 points spaced `reset_bound / 2^15`
-        apart, symmetric and strictly inside `(-reset_bound, reset_bound)`. Drawing four floats
-        per copy would cost four times the generator's time, and reset noise is drawn for every
-        copy at every step. The result lives in a buffer reused by the next call.
+        `k * reset_bound / 2^15`: uniform over 65536 points spaced `reset_bound / 2^15` apart
+        in `[-reset_bound, reset_bound)`. Four float draws per copy would cost about four times
+        as much generator time, and reset noise is drawn for every copy at every step. The
+        result lives in a buffer that the next call overwrites.
         """
-        self._bits.random_(generator=self._generator)
+        self._bits.random_(-(2**63), None, generator=self._generator)
         grid = self._bits.view(torch.int16).view(4, self.num_envs)
-        torch.add(grid, 0.5, out=self._noise)
-        return self._noise.mul_(self.params.reset_bound / 2**15)
+        if self.dtype == torch.float32:
+            return torch.mul(grid, self._noise_scale, out=self._noise)
+        return self._noise.copy_(grid).mul_(self._noise_scale)
 
     def _gymnasium_noise(self, envs: range | list[int]) -> Tensor:
         """`[4, len(envs)]`: Gymnasium's reset draw from each listed copy's generator."""
@@ -205,49 +209,44 @@ class CartPole:
 def physics_step(params: spec.Params, physics: Tensor, actions: Tensor) -> Tensor:
     """`spec.envs.cartpole.accelerations` then `integrate`, over a `[4, N]` state; a new tensor.
 
-    The constants are folded so that each quantity costs few tensor operations; the results
-    differ from the spec's by a few units in the last place.
+    The constants are folded so that each quantity costs one or two tensor operations; the
+    results differ from the spec's by a few units in the last place.
     """
     theta, theta_dot = physics[2], physics[3]
     total, pml, half = params.total_mass, params.polemass_length, params.half_length
     costheta = torch.cos(theta)
     sintheta = torch.sin(theta)
     # temp = (force + m_p l theta_dot^2 sin(theta)) / (m_c + m_p), force = (2 a - 1) force_mag
-    temp = torch.mul(theta_dot, theta_dot).mul_(sintheta).mul_(pml / total)
-    temp.add_(actions, alpha=2.0 * params.force_mag / total).sub_(params.force_mag / total)
+    temp = actions.to(physics.dtype).mul_(2.0 * params.force_mag / total)
+    temp.sub_(params.force_mag / total).addcmul_(theta_dot * theta_dot, sintheta, value=pml / total)
     # theta_acc = (g sin - cos temp) / (l (4/3 - m_p cos^2 / (m_c + m_p))), both sides negated
     minus_denominator = torch.mul(costheta, costheta).mul_(params.mass_pole / total * half)
     minus_denominator.sub_(4.0 / 3.0 * half)
-    theta_acc = torch.mul(costheta, temp).sub_(sintheta, alpha=params.gravity)
-    theta_acc.div_(minus_denominator)
+    acc = torch.empty_like(physics[:2])
+    minus_numerator = torch.mul(costheta, temp).sub_(sintheta, alpha=params.gravity)
+    torch.div(minus_numerator, minus_denominator, out=acc[1])
     # x_acc = temp - m_p l theta_acc cos / (m_c + m_p)
-    x_acc = temp.sub_(theta_acc * costheta, alpha=pml / total)
+    torch.addcmul(temp, acc[1], costheta, value=-pml / total, out=acc[0])
     new = torch.empty_like(physics)
-    x, x_dot, theta, theta_dot = physics
-    tau = params.tau
+    positions, velocities = physics[0::2], physics[1::2]
     if params.integrator == "euler":
-        torch.add(x, x_dot, alpha=tau, out=new[0])
-        torch.add(theta, theta_dot, alpha=tau, out=new[2])
-        torch.add(x_dot, x_acc, alpha=tau, out=new[1])
-        torch.add(theta_dot, theta_acc, alpha=tau, out=new[3])
+        torch.add(positions, velocities, alpha=params.tau, out=new[0::2])
+        torch.add(velocities, acc, alpha=params.tau, out=new[1::2])
     else:
-        torch.add(x_dot, x_acc, alpha=tau, out=new[1])
-        torch.add(theta_dot, theta_acc, alpha=tau, out=new[3])
-        torch.add(x, new[1], alpha=tau, out=new[0])
-        torch.add(theta, new[3], alpha=tau, out=new[2])
+        torch.add(velocities, acc, alpha=params.tau, out=new[1::2])
+        torch.add(positions, new[1::2], alpha=params.tau, out=new[0::2])
     return new
 
 
 def is_terminated(thresholds: Tensor, physics: Tensor) -> Tensor:
     """`[N]` bool: |x| > x_threshold or |theta| > theta_threshold (`spec...is_terminated`).
 
-    `thresholds` is `[x_threshold, theta_threshold]`. For floats `a - b > 0` exactly when
-    `a > b`, so one comparison of the larger excess decides both bounds; NaN never terminates,
-    as in the spec.
+    `thresholds` is `[[x_threshold], [theta_threshold]]`. For floats `a - b > 0` exactly when
+    `a > b`, so one comparison of the larger excess decides both bounds; `fmax` skips a NaN
+    excess, so NaN entries never terminate, as in the spec.
     """
-    x_excess = physics[0].abs().sub_(thresholds[0])
-    theta_excess = physics[2].abs().sub_(thresholds[1])
-    return torch.maximum(x_excess, theta_excess) > 0
+    excess = physics[0::2].abs().sub_(thresholds)
+    return torch.fmax(excess[0], excess[1]) > 0
 
 
 def select_bits(keep: Tensor, kept: Tensor, fresh: Tensor) -> Tensor:
