@@ -247,3 +247,26 @@ def test_gridworld_errors_are_named() -> None:
         env.set_state(torch.tensor([[0, 0], [4, 0]]), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"expected actions of shape \(2,\)"):
         env.step(torch.zeros(2, 1, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_special_values_terminate_like_the_spec(dtype: torch.dtype) -> None:
+    """NaN never terminates, infinity does, whichever of x and theta holds it."""
+    nan, inf = float("nan"), float("inf")
+    cases = [
+        (nan, 0.0, 0.3, 0.0),
+        (nan, 0.0, 0.0, 0.0),
+        (inf, 0.0, 0.0, 0.0),
+        (0.0, nan, 0.0, 0.0),
+        (0.0, 0.0, nan, 0.0),
+        (-inf, 0.0, nan, 0.0),
+    ]
+    params = cartpole.Params()
+    env = CartPole(len(cases), dtype=dtype, seed=0)
+    env.set_state(torch.tensor(cases, dtype=dtype), torch.zeros(len(cases), dtype=torch.int64))
+    out = env.step(torch.zeros(len(cases), dtype=torch.int64))
+    with np.errstate(invalid="ignore"):
+        expected = [cartpole.step(params, cartpole.State(*case), 0).terminated for case in cases]
+    assert out.terminated.tolist() == expected == [True, False, True, False, False, True]
+    physics, _ = env.get_state()
+    assert bool(torch.isnan(physics[1]).any()) and bool(torch.all(physics[0].abs() < 0.05))
