@@ -242,6 +242,11 @@ def test_garbage_from_a_server_is_a_bridge_error(name):
         assert caught.value.exit_code == 4
 
 
+def test_a_server_that_cannot_start_is_a_bridge_error():
+    with pytest.raises(BridgeError, match="could not start server 0 with \\['/nonexistent/python'"):
+        ServerPool("CartPole-v1", 2, 2, "{}", timeout=1.0, server_command=["/nonexistent/python"])
+
+
 # Sessions through the bridge.
 
 

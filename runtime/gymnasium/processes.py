@@ -269,6 +269,12 @@ class ServerPool:
                     ServerProcess(index, env_id, size, first, make_kwargs_json, server_command)
                 )
                 first += size
+        except OSError as error:
+            self.kill()
+            raise BridgeError(
+                f"bridge: could not start server {len(self.servers)} with {list(server_command)}: "
+                f"{error}"
+            ) from error
         except BaseException:
             self.kill()
             raise
