@@ -128,7 +128,10 @@ class GymServer:
             )
         observations = []
         for index, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
-            observation, _ = self._call(index, "reset", lambda e=env, s=seed: e.reset(seed=s))
+            try:
+                observation, _ = env.reset(seed=seed)
+            except Exception as error:
+                raise environment_failure(index, "reset", error) from error
             observations.append(observation)
         return encode_frame({"ok": True}, {"observation": self._stack("observation", observations)})
 
@@ -137,15 +140,19 @@ class GymServer:
         actions = self._check_actions(actions)
         final, rewards, terminated, truncated, current = [], [], [], [], []
         for index, (env, action) in enumerate(zip(self.envs, actions.tolist(), strict=True)):
-            observation, reward, term, trunc, _ = self._call(
-                index, f"step (action {action})", lambda e=env, a=action: e.step(a)
-            )
+            try:
+                observation, reward, term, trunc, _ = env.step(action)
+            except Exception as error:
+                raise environment_failure(index, f"step (action {action})", error) from error
             final.append(observation)
             rewards.append(float(reward))
             terminated.append(bool(term))
             truncated.append(bool(trunc))
             if term or trunc:
-                observation, _ = self._call(index, "auto-reset", lambda e=env: e.reset())
+                try:
+                    observation, _ = env.reset()
+                except Exception as error:
+                    raise environment_failure(index, "auto-reset", error) from error
             current.append(observation)
         arrays = {
             "next_observation": self._stack("next_observation", final),
@@ -209,20 +216,6 @@ class GymServer:
                     )
         raise AssertionError(f"{field}: observations of the space's shape failed to stack")
 
-    def _call(self, index: int, what: str, call: Any) -> Any:
-        """Run `call` for environment `index`; wrap any exception it raises."""
-        try:
-            return call()
-        except Exception as error:
-            print(traceback.format_exc(), file=sys.stderr, end="")
-            raise EnvironmentFailure(
-                f"{type(error).__name__}: {error}",
-                "environment",
-                env=index,
-                call=what,
-                traceback=traceback.format_exc(),
-            ) from error
-
 
 class EnvironmentFailure(Exception):
     """A failure of one environment, carried to the client as an error reply.
@@ -241,6 +234,15 @@ class EnvironmentFailure(Exception):
         super().__init__(message)
         self.kind = kind
         self.fields = {"env": env, "traceback": traceback, **fields}
+
+
+def environment_failure(index: int, what: str, error: Exception) -> EnvironmentFailure:
+    """The failure of environment `index` that raised `error` in `what`, with its traceback."""
+    trace = "".join(traceback.format_exception(error))
+    print(trace, file=sys.stderr, end="")
+    return EnvironmentFailure(
+        f"{type(error).__name__}: {error}", "environment", env=index, call=what, traceback=trace
+    )
 
 
 def error_reply(message: str, kind: str, **fields: Any) -> bytes:
