@@ -6,10 +6,12 @@ across whole rows of environments. It is written here in our own words, with the
 terminated/truncated semantics as `spec.returns.gae`, and checked to agree with the runtime
 before any timing.
 
-Each size is warmed up once, then timed `REPEATS` times; the script prints the medians and the
-ratio peer time / runtime time (above 1: the runtime is faster). The runtime is timed through
-its public, shape-checked entry point. Run: `python benchmarks/gae.py [--threads K]`; by default
-torch keeps its own number of CPU threads (the NumPy loop always uses one).
+Each size is warmed up once, then both sides are timed `REPEATS` times, alternating; the script
+prints the medians and the ratio peer time / runtime time (above 1: the runtime is faster). The
+runtime is timed through its public, shape-checked entry point.
+
+Run: `python benchmarks/gae.py [--threads K]`; by default torch keeps its own number of CPU
+threads (the NumPy loop always uses one).
 """
 
 import argparse
@@ -54,15 +56,21 @@ def numpy_reverse_loop(
     return advantages
 
 
-def median_seconds(fn: Callable[[], object]) -> float:
-    """The median wall time of `REPEATS` calls of `fn`, after one warm-up call."""
-    fn()
-    times = []
+def median_seconds(peer: Callable[[], object], ours: Callable[[], object]) -> tuple[float, float]:
+    """The median wall times of `REPEATS` calls of each, after one warm-up call of each.
+
+    The calls alternate (peer, ours, peer, ...), so that a change of machine load during the
+    measurement affects both sides alike.
+    """
+    peer()
+    ours()
+    times: dict[Callable[[], object], list[float]] = {peer: [], ours: []}
     for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, samples in times.items():
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(times[peer]), statistics.median(times[ours])
 
 
 def main() -> None:
@@ -93,8 +101,10 @@ def main() -> None:
         expected = numpy_reverse_loop(*arrays, GAMMA, LAM)
         got = gae(**tensors, gamma=GAMMA, lam=LAM).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-        peer = median_seconds(lambda a=arrays: numpy_reverse_loop(*a, GAMMA, LAM))
-        ours = median_seconds(lambda t=tensors: gae(**t, gamma=GAMMA, lam=LAM))
+        peer, ours = median_seconds(
+            lambda a=arrays: numpy_reverse_loop(*a, GAMMA, LAM),
+            lambda t=tensors: gae(**t, gamma=GAMMA, lam=LAM),
+        )
         print(
             f"{n_steps:>6} {n_envs:>6} {peer * 1e3:>14.3f} {ours * 1e3:>11.3f} "
             f"{peer / ours:>8.2f}x"
