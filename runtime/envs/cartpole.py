@@ -85,7 +85,9 @@ class CartPole:
         )
         self._generator = torch.Generator(device=self.device)
         self._generator.seed()
-        self._rngs = [np.random.default_rng() for _ in range(num_envs)]
+        # One NumPy generator per copy in "gymnasium" mode (reseeded by `reset(seed)`).
+        copies = range(num_envs if reset_noise == "gymnasium" else 0)
+        self._rngs = [np.random.default_rng() for _ in copies]
         self._thresholds = torch.tensor(
             [[self.params.x_threshold], [self.params.theta_threshold]],
             dtype=dtype,
