@@ -75,7 +75,7 @@ class CartPole:
             )
         self.num_envs = num_envs
         self.params = spec.Params() if params is None else params
-        self.device = torch.device(device)
+        self.device = torch.empty(0, device=device).device  # "cuda" becomes "cuda:0"
         self.dtype = dtype
         self.reset_noise = reset_noise
         low, high = spec.observation_bounds(self.params)

@@ -47,7 +47,7 @@ class GridWorld:
             )
         self.num_envs = num_envs
         self.params = spec.Params() if params is None else params
-        self.device = torch.device(device)
+        self.device = torch.empty(0, device=device).device  # "cuda" becomes "cuda:0"
         self.dtype = dtype
         self.observation_shape: tuple[int, ...] = self.params.observation_shape
         low, high = spec.observation_bounds(self.params)
