@@ -190,6 +190,46 @@ def optimality_operator_laws(
     return prop
 
 
+def policy_operator_laws(
+    operator: Callable[[TabularMDP, np.ndarray, np.ndarray, float], np.ndarray],
+    policy_evaluation: Callable[[TabularMDP, np.ndarray, float], np.ndarray],
+) -> Callable[[], None]:
+    """A policy's Bellman operator on GridWorld: monotone, a gamma-contraction, fixes `v^pi`.
+
+    `operator(mdp, pi, v, gamma)` and `policy_evaluation(mdp, pi, gamma)` are the
+    implementations under test; `pi` is any stochastic policy that moves toward the goal with
+    probability at least 1/2 in every cell, so that every state reaches the goal.
+    """
+
+    @given(params=gridworld_params(), gamma=st.floats(0.05, 0.99), data=st.data())
+    def prop(params: spec.Params, gamma: float, data: st.DataObject) -> None:
+        mdp = spec.tabular(params)
+        n = params.n_states
+        weights = data.draw(
+            st.lists(
+                st.lists(st.floats(0.0, 1.0), min_size=spec.N_ACTIONS, max_size=spec.N_ACTIONS),
+                min_size=n,
+                max_size=n,
+            ),
+            label="weights",
+        )
+        wander = np.array(weights) + 1e-3
+        policy = 0.5 * _toward_goal(params) + 0.5 * wander / wander.sum(axis=1, keepdims=True)
+        v = np.array(data.draw(st.lists(_VALUE, min_size=n, max_size=n), label="v"))
+        w = v + np.array(data.draw(st.lists(st.floats(0.0, 100.0), min_size=n, max_size=n)))
+        t_v, t_w = operator(mdp, policy, v, gamma), operator(mdp, policy, w, gamma)
+        slack = VALUE_TOL * (1.0 + np.max(np.abs(w)))
+        assert np.all(t_v <= t_w + slack), f"not monotone: v <= w but T v = {t_v}, T w = {t_w}"
+        assert np.max(np.abs(t_v - t_w)) <= gamma * np.max(np.abs(v - w)) + slack
+        values = policy_evaluation(mdp, policy, gamma)
+        np.testing.assert_allclose(
+            operator(mdp, policy, values, gamma), values, rtol=VALUE_TOL, atol=VALUE_TOL
+        )
+        assert np.all(values <= shortest_path_values(params, gamma) + VALUE_TOL)
+
+    return prop
+
+
 def value_iteration_converges(
     value_iteration: Callable[..., tuple[np.ndarray, int]],
 ) -> Callable[[], None]:

@@ -8,6 +8,7 @@ from properties.gridworld import (
     VALUE_TOL,
     exact_values_match,
     optimality_operator_laws,
+    policy_operator_laws,
     shortest_path_values,
     tabular_matches_step,
     value_iteration_converges,
@@ -20,6 +21,7 @@ test_tabular_view_matches_step = tabular_matches_step(gridworld.tabular)
 test_linear_solve_gives_shortest_path_values = exact_values_match(mdp.policy_evaluation)
 test_optimality_operator_laws = optimality_operator_laws(mdp.bellman_optimality_operator)
 test_value_iteration_within_gamma_k = value_iteration_converges(mdp.value_iteration)
+test_policy_operator_laws = policy_operator_laws(mdp.bellman_policy_operator, mdp.policy_evaluation)
 
 
 def test_four_by_four_values_by_hand() -> None:
