@@ -263,62 +263,93 @@ def _optional_numpy(tensor: Tensor | None) -> np.ndarray | None:
     return None if tensor is None else _to_numpy(tensor).astype(np.float64)
 
 
-@functools.lru_cache(maxsize=64)
-def _limit_arrays(contract: spec_contract.Contract) -> tuple[bool, bool, np.ndarray, np.ndarray]:
-    """The fast check's float64 limits, cached per contract.
+@dataclass(frozen=True)
+class _Limits:
+    """A contract's value rules as closed float64 intervals, for the fast check.
 
-    Returns whether observations and rewards are constrained at all, and the lower and upper
-    limits for the concatenated minima and maxima of `[observation entries, next_observation
-    entries, reward]` (the constrained parts only). With a finiteness rule, infinite bounds
-    become +-float64 max, so infinities fail them; NaN fails every comparison.
+    With a finiteness rule, infinite bounds become +-float64 max, so that infinities fail them;
+    NaN fails every comparison. A part that has no rule at all is None, so that it is not
+    compared (a NaN there is valid).
     """
+
+    observation: tuple[np.ndarray, np.ndarray] | None  # per-entry [low], [high], flattened
+    reward: tuple[float, float] | None
+    action: tuple[float, float]
+
+
+@functools.lru_cache(maxsize=64)
+def _limits(contract: spec_contract.Contract) -> _Limits:
+    """The float64 intervals of `contract`, cached per contract."""
     size = int(np.prod(contract.observation_shape))
-    lows, highs = [np.zeros(0)], [np.zeros(0)]
-    observations = (
-        contract.finite_observations
-        or contract.observation_low is not None
-        or contract.observation_high is not None
-    )
-    if observations:
+    observation = None
+    low, high = contract.observation_low, contract.observation_high
+    if contract.finite_observations or low is not None or high is not None:
         finite = _FLOAT64_MAX if contract.finite_observations else np.inf
-        low, high = contract.observation_low, contract.observation_high
         low = np.full(size, -np.inf) if low is None else low.reshape(size)
         high = np.full(size, np.inf) if high is None else high.reshape(size)
-        lows += [np.maximum(low, -finite)] * 2
-        highs += [np.minimum(high, finite)] * 2
-    rewards = contract.finite_rewards or contract.reward_range is not None
-    if rewards:
+        observation = (np.maximum(low, -finite), np.minimum(high, finite))
+    reward = None
+    if contract.finite_rewards or contract.reward_range is not None:
         finite = _FLOAT64_MAX if contract.finite_rewards else np.inf
         reward_low, reward_high = contract.reward_range or (-np.inf, np.inf)
-        lows.append(np.array([max(reward_low, -finite)]))
-        highs.append(np.array([min(reward_high, finite)]))
-    return observations, rewards, np.concatenate(lows), np.concatenate(highs)
+        reward = (max(reward_low, -finite), min(reward_high, finite))
+    return _Limits(observation, reward, (0.0, float(contract.n_actions - 1)))
 
 
 _LIMIT_DTYPES = (torch.float16, torch.float32, torch.float64)
 
+_EXACT_INTEGERS = {torch.float16: 2**11, torch.float32: 2**24, torch.float64: 2**53}
+"""Integers up to this magnitude are exact in the dtype."""
 
-@functools.lru_cache(maxsize=256)
-def _limits(
-    contract: spec_contract.Contract, device: torch.device, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """`_limit_arrays` as tensors of `dtype` on `device`, rounded inwards.
 
-    For values x of `dtype`, `x >= low` holds exactly when x >= the float64 lower limit, since
-    `low` is the smallest value of `dtype` at or above it (likewise for `high`); comparisons
-    therefore run in the values' own dtype with no conversion.
+def _inward(
+    low: np.ndarray, high: np.ndarray, dtype: torch.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """float64 limits as NumPy arrays of `dtype`, rounded inwards.
+
+    For values x of `dtype`, `x >= rounded_low` holds exactly when `x >= low`, since
+    `rounded_low` is the smallest value of `dtype` at or above `low` (likewise for `high`);
+    comparisons can therefore run in the values' own dtype.
     """
-    _, _, low, high = _limit_arrays(contract)
     target = _TORCH_TO_NUMPY[dtype]
     with np.errstate(over="ignore"):
         rounded_low, rounded_high = low.astype(target), high.astype(target)
     up, down = target.type(np.inf), target.type(-np.inf)
     rounded_low = np.where(rounded_low < low, np.nextafter(rounded_low, up), rounded_low)
     rounded_high = np.where(rounded_high > high, np.nextafter(rounded_high, down), rounded_high)
-    return (
-        torch.as_tensor(rounded_low, dtype=dtype, device=device),
-        torch.as_tensor(rounded_high, dtype=dtype, device=device),
-    )
+    return rounded_low, rounded_high
+
+
+@functools.lru_cache(maxsize=256)
+def _transition_limits(
+    contract: spec_contract.Contract, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Lower and upper limits, in `dtype` on `device`, for the vector `_transition_extremes`."""
+    limits = _limits(contract)
+    lows, highs = [], []
+    if limits.observation is not None:
+        low, high = limits.observation
+        infinite = np.full(low.shape, np.inf)
+        lows += [low, low, -infinite, -infinite]
+        highs += [infinite, infinite, high, high]
+    if limits.reward is not None:
+        lows.append(np.array([limits.reward[0], -np.inf]))
+        highs.append(np.array([np.inf, limits.reward[1]]))
+    lows.append(np.array([limits.action[0], -np.inf]))
+    highs.append(np.array([np.inf, limits.action[1]]))
+    rounded = _inward(np.concatenate(lows), np.concatenate(highs), dtype)
+    return tuple(torch.as_tensor(limit, dtype=dtype, device=device) for limit in rounded)
+
+
+@functools.lru_cache(maxsize=256)
+def _observation_limits(
+    contract: spec_contract.Contract, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Per-entry limits in `dtype` on `device` for one constrained observation."""
+    observation = _limits(contract).observation
+    assert observation is not None
+    rounded = _inward(*observation, dtype)
+    return tuple(torch.as_tensor(limit, dtype=dtype, device=device) for limit in rounded)
 
 
 def _structure_matches(contract: spec_contract.Contract, transition: Transition) -> bool:
@@ -333,45 +364,43 @@ def _structure_matches(contract: spec_contract.Contract, transition: Transition)
 def _values_valid(contract: spec_contract.Contract, transition: Transition) -> bool:
     """The fast check of every value rule: a few reductions and one host synchronisation.
 
-    Per-entry minima and maxima over the batch are compared with the limits of `_limits`
-    (exactly); actions by their minimum and maximum; the flags by one `any`.
+    The per-entry minima and maxima of both observation fields, the extremes of the rewards
+    and of the actions go into one vector, compared with `_transition_limits` in one go
+    (exactly); the flags by one `any`.
     """
     if transition.num_envs == 0:
         return True
-    observations, rewards, _, _ = _limit_arrays(contract)
-    minima, maxima = [], []
-    if observations:
+    limits = _limits(contract)
+    extremes = []
+    if limits.observation is not None:
         for observation in (transition.observation, transition.next_observation):
-            minimum, maximum = _entry_extremes(observation)
-            minima.append(minimum)
-            maxima.append(maximum)
-    if rewards:
-        minima.append(transition.reward.amin().reshape(1))
-        maxima.append(transition.reward.amax().reshape(1))
-    action_min, action_max = torch.aminmax(transition.action)
-    valid = (action_min >= 0) & (action_max < contract.n_actions)
-    if minima:
-        minimum, maximum = torch.cat(minima), torch.cat(maxima)
-        if minimum.dtype not in _LIMIT_DTYPES:
-            minimum, maximum = minimum.double(), maximum.double()
-        low, high = _limits(contract, transition.device, minimum.dtype)
-        valid &= (minimum >= low).all() & (maximum <= high).all()
+            extremes.append(_entry_extremes(observation, torch.amin))
+        for observation in (transition.observation, transition.next_observation):
+            extremes.append(_entry_extremes(observation, torch.amax))
+    scalars = []
+    if limits.reward is not None:
+        scalars += torch.aminmax(transition.reward)
+    # Clamped into [-1, n_actions], the action extremes convert to floats exactly.
+    scalars += [a.clamp(-1, contract.n_actions) for a in torch.aminmax(transition.action)]
+    values = torch.cat((*extremes, torch.stack(scalars)))
+    if values.dtype not in _LIMIT_DTYPES or contract.n_actions >= _EXACT_INTEGERS[values.dtype]:
+        values = values.double()
+    low, high = _transition_limits(contract, transition.device, values.dtype)
+    valid = ((values >= low) & (values <= high)).all()
     if contract.exclusive_flags:
         valid &= ~(transition.terminated & transition.truncated).any()
     return bool(valid)
 
 
-def _entry_extremes(observation: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-entry minimum and maximum over the batch `[N, *S]`, flattened to `[prod(S)]`.
+def _entry_extremes(observation: Tensor, reduce: Any) -> Tensor:
+    """`reduce` (torch.amin or torch.amax) over the batch `[N, *S]`, flattened to `[prod(S)]`.
 
     Integer observations are compared in float64, as the reference does.
     """
     if not observation.is_floating_point():
         observation = observation.double()
-    minimum, maximum = observation.amin(0), observation.amax(0)
-    if observation.ndim != 2:
-        minimum, maximum = minimum.reshape(-1), maximum.reshape(-1)
-    return minimum, maximum
+    extreme = reduce(observation, 0)
+    return extreme if observation.ndim == 2 else extreme.reshape(-1)
 
 
 def _reject(violations: list[Violation]) -> None:
@@ -438,15 +467,14 @@ def check_observation(
         and tuple(observation.shape[1:]) == contract.observation_shape
         and _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     ):
-        observations, _, _, _ = _limit_arrays(contract)
-        if not observations or observation.shape[0] == 0:
+        if observation.shape[0] == 0 or _limits(contract).observation is None:
             return
-        minimum, maximum = _entry_extremes(observation)
+        minimum = _entry_extremes(observation, torch.amin)
+        maximum = _entry_extremes(observation, torch.amax)
         if minimum.dtype not in _LIMIT_DTYPES:
             minimum, maximum = minimum.double(), maximum.double()
-        low, high = _limits(contract, observation.device, minimum.dtype)
-        size = minimum.shape[0]
-        if bool((minimum >= low[:size]).all() & (maximum <= high[:size]).all()):
+        low, high = _observation_limits(contract, observation.device, minimum.dtype)
+        if bool((minimum >= low).all() & (maximum <= high).all()):
             return
     _reject(
         _unmapped_dtype(contract, observation, field, step)
