@@ -46,9 +46,9 @@ class PPOConfig:
 
     seed: int = 0
     """Seed of the network initialisation, action sampling, minibatch order and training envs."""
-    num_envs: int = 16
+    num_envs: int = 64
     """Training environments stepped together (N); environment i is reset with seed + i."""
-    horizon: int = 32
+    horizon: int = 16
     """Steps collected from each environment per update (T); a batch holds T x N steps."""
     hidden: int = 64
     """Width of the two tanh hidden layers of the actor and of the critic."""
@@ -76,9 +76,9 @@ class PPOConfig:
     """Global norm the gradients of actor and critic are clipped to (<= 0: no clipping)."""
     normalize_advantages: bool = True
     """Z-score the advantages over the whole batch for the policy term."""
-    updates: int = 200
+    updates: int = 100
     """Upper bound on the number of updates (collect + optimise)."""
-    eval_every: int = 2
+    eval_every: int = 1
     """Evaluate the greedy policy every this many updates, and after the last one."""
     eval_episodes: int = 20
     """Held-out episodes per evaluation (one environment each, run in one session)."""
@@ -86,7 +86,7 @@ class PPOConfig:
     """Steps after which an evaluation episode is cut."""
     solved_return: float = 475.0
     """Stop early once the average evaluation return reaches this."""
-    checkpoint_every: int = 50
+    checkpoint_every: int = 25
     """Save a checkpoint every this many updates (when a checkpoint path is given)."""
     threads: int = 1
     """torch intra-op threads on CPU; fixed so that runs are reproducible."""
