@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from runtime.cli import main
 from runtime.ppo.checkpoint import load_checkpoint
 
 COMMAND = [sys.executable, "-m", "runtime.cli"]
@@ -47,22 +48,48 @@ BAD_INPUT = {
     "unknown env": (["train", "--env", "atari"], "--env must be one of torch, spec"),
     "not a number": (["train", "--updates", "many"], "argument --updates: invalid int value"),
     "unknown preset": (["train", "--preset", "fastest"], "unknown preset 'fastest'"),
+    "uneven minibatches": (["train", "--minibatches", "3"], "minibatches must divide"),
     "missing checkpoint": (["eval", "absent.pt"], "checkpoint absent.pt does not exist"),
+    "no episodes": (["eval", "absent.pt", "--episodes", "0"], "--episodes must be a positive"),
 }
 if not torch.cuda.is_available():
     BAD_INPUT["cuda without a GPU"] = (["train", "--device", "cuda"], "no CUDA GPU")
+IN_A_SUBPROCESS = ("not a number", "negative size", "missing checkpoint")
+"""One case per route an error takes (argparse, config checks, handler); each subprocess costs
+a fresh interpreter, so the other cases run the same `main` in this process."""
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_is_one_line_without_traceback(case: str, tmp_path: Path) -> None:
+def _assert_one_line_error(command: str, message: str, stderr: str) -> None:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert message in lines[0] and lines[0].startswith(f"checked-rl {command}")
+
+
+@pytest.mark.parametrize("case", IN_A_SUBPROCESS)
+def test_bad_input_in_a_subprocess_is_one_line_without_traceback(
+    case: str, tmp_path: Path
+) -> None:
     args, message = BAD_INPUT[case]
     result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert message in lines[0] and lines[0].startswith(f"checked-rl {args[0]}")
+    _assert_one_line_error(args[0], message, result.stderr)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("case", sorted(set(BAD_INPUT) - set(IN_A_SUBPROCESS)))
+def test_bad_input_is_one_line(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    args, message = BAD_INPUT[case]
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2
+    captured = capsys.readouterr()
+    _assert_one_line_error(args[0], message, captured.err)
+    assert captured.out == ""
 
 
 def test_ctrl_c_saves_the_completed_updates_and_exits_130(tmp_path: Path) -> None:
