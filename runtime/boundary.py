@@ -263,18 +263,17 @@ def _optional_numpy(tensor: Tensor | None) -> np.ndarray | None:
     return None if tensor is None else _to_numpy(tensor).astype(np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Limits:
     """A contract's value rules as closed float64 intervals, for the fast check.
 
     With a finiteness rule, infinite bounds become +-float64 max, so that infinities fail them;
-    NaN fails every comparison. A part that has no rule at all is None, so that it is not
-    compared (a NaN there is valid).
+    NaN fails every comparison. A part without any rule is None and not compared (a NaN there
+    is valid).
     """
 
-    observation: tuple[np.ndarray, np.ndarray] | None  # per-entry [low], [high], flattened
+    observation: tuple[np.ndarray, np.ndarray] | None  # per-entry (low, high), flattened
     reward: tuple[float, float] | None
-    action: tuple[float, float]
 
 
 @functools.lru_cache(maxsize=64)
@@ -293,114 +292,137 @@ def _limits(contract: spec_contract.Contract) -> _Limits:
         finite = _FLOAT64_MAX if contract.finite_rewards else np.inf
         reward_low, reward_high = contract.reward_range or (-np.inf, np.inf)
         reward = (max(reward_low, -finite), min(reward_high, finite))
-    return _Limits(observation, reward, (0.0, float(contract.n_actions - 1)))
+    return _Limits(observation, reward)
 
 
-_LIMIT_DTYPES = (torch.float16, torch.float32, torch.float64)
+@dataclass(frozen=True)
+class _Extremes:
+    """What the fast check needs of a batch, on the host.
 
-_EXACT_INTEGERS = {torch.float16: 2**11, torch.float32: 2**24, torch.float64: 2**53}
-"""Integers up to this magnitude are exact in the dtype."""
-
-
-def _inward(
-    low: np.ndarray, high: np.ndarray, dtype: torch.dtype
-) -> tuple[np.ndarray, np.ndarray]:
-    """float64 limits as NumPy arrays of `dtype`, rounded inwards.
-
-    For values x of `dtype`, `x >= rounded_low` holds exactly when `x >= low`, since
-    `rounded_low` is the smallest value of `dtype` at or above `low` (likewise for `high`);
-    comparisons can therefore run in the values' own dtype.
+    Attributes:
+        observation: per-entry (minimum, maximum) over both observation fields, flattened
+            (NaN where any value is NaN), or None when observations are unconstrained.
+        reward: (minimum, maximum) of the rewards, or None when they are unconstrained.
+        action: (minimum, maximum) of the actions.
+        both_flags: whether some environment has `terminated` and `truncated` both True.
     """
-    target = _TORCH_TO_NUMPY[dtype]
-    with np.errstate(over="ignore"):
-        rounded_low, rounded_high = low.astype(target), high.astype(target)
-    up, down = target.type(np.inf), target.type(-np.inf)
-    rounded_low = np.where(rounded_low < low, np.nextafter(rounded_low, up), rounded_low)
-    rounded_high = np.where(rounded_high > high, np.nextafter(rounded_high, down), rounded_high)
-    return rounded_low, rounded_high
+
+    observation: tuple[np.ndarray, np.ndarray] | None
+    reward: tuple[float, float] | None
+    action: tuple[int, int]
+    both_flags: bool
 
 
-@functools.lru_cache(maxsize=256)
-def _transition_limits(
-    contract: spec_contract.Contract, device: torch.device, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """Lower and upper limits, in `dtype` on `device`, for the vector `_transition_extremes`."""
-    limits = _limits(contract)
-    lows, highs = [], []
-    if limits.observation is not None:
-        low, high = limits.observation
-        infinite = np.full(low.shape, np.inf)
-        lows += [low, low, -infinite, -infinite]
-        highs += [infinite, infinite, high, high]
-    if limits.reward is not None:
-        lows.append(np.array([limits.reward[0], -np.inf]))
-        highs.append(np.array([np.inf, limits.reward[1]]))
-    lows.append(np.array([limits.action[0], -np.inf]))
-    highs.append(np.array([np.inf, limits.action[1]]))
-    rounded = _inward(np.concatenate(lows), np.concatenate(highs), dtype)
-    return tuple(torch.as_tensor(limit, dtype=dtype, device=device) for limit in rounded)
-
-
-@functools.lru_cache(maxsize=256)
-def _observation_limits(
-    contract: spec_contract.Contract, device: torch.device, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """Per-entry limits in `dtype` on `device` for one constrained observation."""
-    observation = _limits(contract).observation
-    assert observation is not None
-    rounded = _inward(*observation, dtype)
-    return tuple(torch.as_tensor(limit, dtype=dtype, device=device) for limit in rounded)
-
-
-def _structure_matches(contract: spec_contract.Contract, transition: Transition) -> bool:
-    """Whether the observation shape and dtype are the contract's (the rest the record checks)."""
-    observation = transition.observation
+def _structure_matches(contract: spec_contract.Contract, observation: Tensor) -> bool:
+    """Whether observations `[N, *S]` have the contract's shape `S` and dtype."""
     return (
-        tuple(observation.shape[1:]) == contract.observation_shape
+        observation.ndim >= 1
+        and tuple(observation.shape[1:]) == contract.observation_shape
         and _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     )
 
 
 def _values_valid(contract: spec_contract.Contract, transition: Transition) -> bool:
-    """The fast check of every value rule: a few reductions and one host synchronisation.
+    """The fast check of every value rule: the batch's extremes against the limits.
 
-    The per-entry minima and maxima of both observation fields, the extremes of the rewards
-    and of the actions go into one vector, compared with `_transition_limits` in one go
-    (exactly); the flags by one `any`.
+    A valid batch is one whose extremes lie within the contract's limits, so a few reductions
+    decide, compared exactly in float64 on the host (every float16/32 value is a float64 value).
     """
     if transition.num_envs == 0:
         return True
     limits = _limits(contract)
-    extremes = []
+    if transition.device.type == "cpu":
+        extremes = _host_extremes(contract, limits, transition)
+    else:
+        extremes = _device_extremes(contract, limits, transition)
+    if extremes.both_flags:
+        return False
+    if not (extremes.action[0] >= 0 and extremes.action[1] < contract.n_actions):
+        return False
+    if extremes.reward is not None:
+        assert limits.reward is not None
+        (low, high), (minimum, maximum) = limits.reward, extremes.reward
+        if not (low <= minimum and maximum <= high):
+            return False
+    if extremes.observation is not None:
+        assert limits.observation is not None
+        (low, high), (minimum, maximum) = limits.observation, extremes.observation
+        return bool(((minimum >= low) & (maximum <= high)).all())
+    return True
+
+
+def _host_extremes(
+    contract: spec_contract.Contract, limits: _Limits, transition: Transition
+) -> _Extremes:
+    """`_Extremes` of a CPU batch, computed in NumPy on views of the tensors (no copies)."""
+    size = int(np.prod(contract.observation_shape))
+    observation = None
     if limits.observation is not None:
-        for observation in (transition.observation, transition.next_observation):
-            extremes.append(_entry_extremes(observation, torch.amin))
-        for observation in (transition.observation, transition.next_observation):
-            extremes.append(_entry_extremes(observation, torch.amax))
-    scalars = []
+        first, second = (
+            _numpy_view(o).reshape(-1, size)
+            for o in (transition.observation, transition.next_observation)
+        )
+        observation = (
+            np.minimum(first.min(0), second.min(0)),
+            np.maximum(first.max(0), second.max(0)),
+        )
+    reward = None
     if limits.reward is not None:
-        scalars += torch.aminmax(transition.reward)
-    # Clamped into [-1, n_actions], the action extremes convert to floats exactly.
-    scalars += [a.clamp(-1, contract.n_actions) for a in torch.aminmax(transition.action)]
-    values = torch.cat((*extremes, torch.stack(scalars)))
-    if values.dtype not in _LIMIT_DTYPES or contract.n_actions >= _EXACT_INTEGERS[values.dtype]:
-        values = values.double()
-    low, high = _transition_limits(contract, transition.device, values.dtype)
-    valid = ((values >= low) & (values <= high)).all()
-    if contract.exclusive_flags:
-        valid &= ~(transition.terminated & transition.truncated).any()
-    return bool(valid)
+        rewards = _numpy_view(transition.reward)
+        reward = (float(rewards.min()), float(rewards.max()))
+    actions = _numpy_view(transition.action)
+    both_flags = contract.exclusive_flags and bool(
+        (_numpy_view(transition.terminated) & _numpy_view(transition.truncated)).any()
+    )
+    return _Extremes(observation, reward, (int(actions.min()), int(actions.max())), both_flags)
 
 
-def _entry_extremes(observation: Tensor, reduce: Any) -> Tensor:
-    """`reduce` (torch.amin or torch.amax) over the batch `[N, *S]`, flattened to `[prod(S)]`.
+def _numpy_view(tensor: Tensor) -> np.ndarray:
+    """A CPU tensor as a NumPy array sharing its memory (float32 for bfloat16, a copy)."""
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    return tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
 
-    Integer observations are compared in float64, as the reference does.
+
+_EXACT_INTEGER = 2**53
+"""Integers up to this magnitude are exact in float64."""
+
+
+def _device_extremes(
+    contract: spec_contract.Contract, limits: _Limits, transition: Transition
+) -> _Extremes:
+    """`_Extremes` of a batch on an accelerator: reductions there, one float64 transfer.
+
+    Action extremes are clamped to +-2**53 before the transfer, which keeps them exact or out
+    of any action range.
     """
-    if not observation.is_floating_point():
-        observation = observation.double()
-    extreme = reduce(observation, 0)
-    return extreme if observation.ndim == 2 else extreme.reshape(-1)
+    parts = []
+    if limits.observation is not None:
+        first, second = (
+            (o if o.is_floating_point() else o.double()).reshape(o.shape[0], -1)
+            for o in (transition.observation, transition.next_observation)
+        )
+        parts += [
+            torch.minimum(first.amin(0), second.amin(0)),
+            torch.maximum(first.amax(0), second.amax(0)),
+        ]
+    if limits.reward is not None:
+        parts += [value.reshape(1) for value in torch.aminmax(transition.reward)]
+    parts += [
+        value.clamp(-_EXACT_INTEGER, _EXACT_INTEGER).reshape(1)
+        for value in torch.aminmax(transition.action)
+    ]
+    parts.append((transition.terminated & transition.truncated).any().reshape(1))
+    host = torch.cat([part.double() for part in parts]).cpu().numpy()
+    sizes = np.cumsum([part.numel() for part in parts])[:-1]
+    chunks = np.split(host, sizes)
+    observation = (chunks[0], chunks[1]) if limits.observation is not None else None
+    reward = None
+    if limits.reward is not None:
+        reward = (float(chunks[-5][0]), float(chunks[-4][0]))
+    action = (int(chunks[-3][0]), int(chunks[-2][0]))
+    both_flags = contract.exclusive_flags and bool(chunks[-1][0])
+    return _Extremes(observation, reward, action, both_flags)
 
 
 def _reject(violations: list[Violation]) -> None:
@@ -427,7 +449,9 @@ def check_transition(
         transition: the batch, one transition per environment.
         step: the step index, for the message.
     """
-    if _structure_matches(contract, transition) and _values_valid(contract, transition):
+    if _structure_matches(contract, transition.observation) and _values_valid(
+        contract, transition
+    ):
         return
     _reject(
         _unmapped_dtype(contract, transition.observation, "observation", step)
@@ -462,19 +486,16 @@ def check_observation(
     `spec.contract.observation_violations`. Any shape is accepted: one other than `[N, *S]`
     is a contract violation.
     """
-    if (
-        observation.ndim >= 1
-        and tuple(observation.shape[1:]) == contract.observation_shape
-        and _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
-    ):
-        if observation.shape[0] == 0 or _limits(contract).observation is None:
+    limits = _limits(contract).observation
+    if _structure_matches(contract, observation):
+        if observation.shape[0] == 0 or limits is None:
             return
-        minimum = _entry_extremes(observation, torch.amin)
-        maximum = _entry_extremes(observation, torch.amax)
-        if minimum.dtype not in _LIMIT_DTYPES:
-            minimum, maximum = minimum.double(), maximum.double()
-        low, high = _observation_limits(contract, observation.device, minimum.dtype)
-        if bool((minimum >= low).all() & (maximum <= high).all()):
+        values = observation if observation.is_floating_point() else observation.double()
+        values = values.reshape(observation.shape[0], -1)
+        minimum, maximum = (
+            torch.stack((values.amin(0), values.amax(0))).cpu().double().numpy()
+        )
+        if bool(((minimum >= limits[0]) & (maximum <= limits[1])).all()):
             return
     _reject(
         _unmapped_dtype(contract, observation, field, step)

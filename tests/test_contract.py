@@ -234,3 +234,15 @@ def test_signed_zero_bounds_are_one_point() -> None:
     contract = spec_contract.Contract((1,), 2, observation_low=0.0, observation_high=-0.0)
     zeros = torch.zeros(2, 1)
     check_transition(contract, batch(2, observation=zeros, next_observation=-zeros))
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_accelerator_path_agrees_with_spec(
+    monkeypatch: pytest.MonkeyPatch, corruption: str
+) -> None:
+    """The fast check's path for accelerators (reductions on the device, one transfer), run on
+    the CPU: it must agree with the reference exactly as the CPU path does."""
+    import runtime.boundary
+
+    monkeypatch.setattr(runtime.boundary, "_host_extremes", runtime.boundary._device_extremes)
+    check_agrees_with_violations(check_transition, corruptions=(corruption,))()
