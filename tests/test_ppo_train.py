@@ -154,3 +154,14 @@ def test_torchlean_preset_runs() -> None:
     config = preset("torchlean", updates=2, eval_every=1, eval_episodes=2, eval_max_steps=20)
     result = train(config)
     assert result.updates == 2 and result.env_steps == 2 * 64
+
+
+def test_resume_refuses_a_run_the_checkpoint_does_not_fit(tmp_path: Path) -> None:
+    config = dataclasses.replace(TINY, updates=2)
+    train(config, checkpoint_path=tmp_path / "c.pt", stop_after=1)
+    with pytest.raises(CheckpointError, match=r"cannot resume with hidden=16: .* hidden=8"):
+        train(dataclasses.replace(config, hidden=16), resume=tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="cannot resume with num_envs=4"):
+        train(dataclasses.replace(config, num_envs=4), resume=tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="'torch' session's state in a 'spec' session"):
+        train(resume=tmp_path / "c.pt", env="spec")

@@ -123,6 +123,8 @@ def run_train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             notes=f"preset={args.preset or 'default'}" if args.resume is None else "",
         )
+    except CheckpointError as error:
+        raise CLIError(str(error)) from None
     except OSError as error:
         raise CLIError(f"{type(error).__name__}: {error}") from None
     if not args.quiet:

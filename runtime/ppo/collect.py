@@ -11,12 +11,13 @@ from torch import Tensor
 from runtime import distributions
 from runtime.ppo.model import Policy
 from runtime.ppo.rollout import Rollout
+from runtime.sessions.base import CheckedSession
 
 __all__ = ["collect"]
 
 
 def collect(
-    session: object,
+    session: CheckedSession,
     policy: Policy,
     horizon: int,
     *,

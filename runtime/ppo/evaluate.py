@@ -10,6 +10,7 @@ from torch import Tensor
 
 from runtime import distributions
 from runtime.ppo.model import Policy
+from runtime.sessions.base import CheckedSession
 
 __all__ = ["ANY_ACTIVE_CHECK_EVERY", "evaluate"]
 
@@ -17,7 +18,7 @@ ANY_ACTIVE_CHECK_EVERY = 16
 """Steps between checks whether every episode has ended (each check waits for the device)."""
 
 
-def evaluate(session: object, policy: Policy, *, seed: int, max_steps: int) -> Tensor:
+def evaluate(session: CheckedSession, policy: Policy, *, seed: int, max_steps: int) -> Tensor:
     """Returns `[E]` of the greedy policy's first episode in each of the session's environments.
 
     Args:

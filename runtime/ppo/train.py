@@ -25,7 +25,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from runtime.ppo.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from runtime.ppo.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from runtime.ppo.collect import collect
 from runtime.ppo.config import DEFAULT_ENV_ID, SESSION_KINDS, PPOConfig
 from runtime.ppo.evaluate import evaluate
@@ -236,17 +241,38 @@ def _start(
     if saved is None:
         session.reset(seed=config.seed)
     else:
-        model.load_state_dict(saved["model"])
-        run.optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["rng"].to(generator.get_state().device))
-        run.update, run.env_steps = int(saved["update"]), int(saved["env_steps"])
-        run.log = TrainLog.from_dict(saved["log"])
-        if saved["session"] is None:
-            session.reset(seed=_resume_seed(config, run.update))
-        else:
-            restore_session_state(session, saved["session"])
+        _check_resumable(saved, config, env)
+        try:
+            model.load_state_dict(saved["model"])
+            run.optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["rng"].to(generator.get_state().device))
+            run.update, run.env_steps = int(saved["update"]), int(saved["env_steps"])
+            run.log = TrainLog.from_dict(saved["log"])
+            if saved["session"] is None:
+                session.reset(seed=_resume_seed(config, run.update))
+            else:
+                restore_session_state(session, saved["session"])
+        except (ValueError, RuntimeError, KeyError) as error:
+            detail = " ".join(str(error).split())
+            raise CheckpointError(f"the checkpoint cannot resume this run: {detail}") from error
     run.eval_session = make_session(env, env_id, num_envs=config.eval_episodes, device=device)
     return run
+
+
+def _check_resumable(saved: dict[str, Any], config: PPOConfig, env: str) -> None:
+    """Refuse to resume with a network width, environment count or session kind the saved
+    state does not fit."""
+    saved_config = PPOConfig.from_dict(saved["config"])
+    for name in ("hidden", "num_envs"):
+        if getattr(saved_config, name) != getattr(config, name):
+            raise CheckpointError(
+                f"cannot resume with {name}={getattr(config, name)}: the checkpoint was saved "
+                f"with {name}={getattr(saved_config, name)}"
+            )
+    if saved["session"] is not None and saved["run"]["env"] != env:
+        raise CheckpointError(
+            f"cannot resume a {saved['run']['env']!r} session's state in a {env!r} session"
+        )
 
 
 def _loop(
