@@ -33,7 +33,6 @@ __all__ = [
     "check_observation",
     "check_transition",
     "numpy_dtype",
-    "torch_dtype",
 ]
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -49,7 +48,6 @@ _TORCH_TO_NUMPY = {
     torch.float32: np.dtype(np.float32),
     torch.float64: np.dtype(np.float64),
 }
-_NUMPY_TO_TORCH = {value: key for key, value in _TORCH_TO_NUMPY.items()}
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
@@ -59,16 +57,6 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
             f"numpy_dtype: expected one of {sorted(map(str, _TORCH_TO_NUMPY))}, got {dtype}"
         )
     return _TORCH_TO_NUMPY[dtype]
-
-
-def torch_dtype(dtype: Any) -> torch.dtype:
-    """The torch dtype of a NumPy dtype-like (bool, integers, float16/32/64)."""
-    key = np.dtype(dtype)
-    if key not in _NUMPY_TO_TORCH:
-        raise ValueError(
-            f"torch_dtype: expected one of {sorted(map(str, _NUMPY_TO_TORCH))}, got {key}"
-        )
-    return _NUMPY_TO_TORCH[key]
 
 
 class ContractViolation(ValueError):
@@ -170,16 +158,23 @@ class Transition:
         return Transition(*(getattr(self, name).to(device) for name in FIELDS))
 
     def numpy(self) -> spec_contract.Transition:
-        """A host copy as the reference's `spec.contract.Transition` (bfloat16 as float32)."""
+        """The record as the reference's `spec.contract.Transition` of host arrays.
+
+        CPU fields are shared, not copied; bfloat16 becomes float32.
+        """
         return spec_contract.Transition(*(_to_numpy(getattr(self, name)) for name in FIELDS))
 
 
 def _to_numpy(tensor: Tensor) -> np.ndarray:
-    """A host NumPy copy of `tensor`; bfloat16, which NumPy lacks, becomes float32."""
-    tensor = tensor.detach().cpu()
-    if tensor.dtype == torch.bfloat16:
-        tensor = tensor.float()
-    return tensor.numpy()
+    """`tensor` as a NumPy array: a view of a CPU tensor, a host copy of any other.
+
+    bfloat16, which NumPy lacks, becomes float32.
+    """
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    return tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -354,12 +349,12 @@ def _values_valid(contract: spec_contract.Contract, transition: Transition) -> b
 def _host_extremes(
     contract: spec_contract.Contract, limits: _Limits, transition: Transition
 ) -> _Extremes:
-    """`_Extremes` of a CPU batch, computed in NumPy on views of the tensors (no copies)."""
+    """`_Extremes` of a CPU batch, computed in NumPy on views of the tensors."""
     size = int(np.prod(contract.observation_shape))
     observation = None
     if limits.observation is not None:
         first, second = (
-            _numpy_view(o).reshape(-1, size)
+            _to_numpy(o).reshape(-1, size)
             for o in (transition.observation, transition.next_observation)
         )
         observation = (
@@ -368,20 +363,13 @@ def _host_extremes(
         )
     reward = None
     if limits.reward is not None:
-        rewards = _numpy_view(transition.reward)
+        rewards = _to_numpy(transition.reward)
         reward = (float(rewards.min()), float(rewards.max()))
-    actions = _numpy_view(transition.action)
+    actions = _to_numpy(transition.action)
     both_flags = contract.exclusive_flags and bool(
-        (_numpy_view(transition.terminated) & _numpy_view(transition.truncated)).any()
+        (_to_numpy(transition.terminated) & _to_numpy(transition.truncated)).any()
     )
     return _Extremes(observation, reward, (int(actions.min()), int(actions.max())), both_flags)
-
-
-def _numpy_view(tensor: Tensor) -> np.ndarray:
-    """A CPU tensor as a NumPy array sharing its memory (float32 for bfloat16, a copy)."""
-    if tensor.requires_grad:
-        tensor = tensor.detach()
-    return tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
 
 
 _EXACT_INTEGER = 2**53
