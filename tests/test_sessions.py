@@ -68,6 +68,24 @@ TestSpecGridWorldSession = machine_test(
     )
 )
 
+TestTorchGridWorldSession = machine_test(
+    session_machine(
+        lambda: make_session("torch", "GridWorld-v0", num_envs=2, make_kwargs=SMALL_GRID),
+        reference_reset=lambda rng: gridworld.reset(gridworld.Params(**SMALL_GRID), rng)[1],
+    )
+)
+
+TestGridWorldSessionsAgree = machine_test(
+    sessions_agree_machine(
+        {
+            kind: lambda kind=kind: make_session(
+                kind, "GridWorld-v0", num_envs=2, make_kwargs={**SMALL_GRID, "max_steps": 9}
+            )
+            for kind in ("spec", "torch")
+        }
+    )
+)
+
 TestTorchCartPoleSession = machine_test(
     session_machine(
         lambda: make_session("torch", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT),
