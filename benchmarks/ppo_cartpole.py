@@ -5,7 +5,7 @@ Both learners are evaluated by the same code (`runtime.ppo.evaluate.evaluate` on
 session of 20 CartPole-v1 environments seeded `seed + 1_000_000 + j`) on the same schedule:
 every `EVAL_INTERVAL` environment steps, after the update that used them. The time reported is
 training wall time up to the evaluation that first reaches 475, with every evaluation's time
-left out for both. Both get `BUDGET` environment steps and one torch thread.
+left out for both. Both run with one torch thread.
 
 The peer is Stable-Baselines3's `PPO` with the RL-Zoo hyperparameters for CartPole-v1 (file
 `hyperparams/ppo.yml` of rl-baselines3-zoo): 8 environments, n_steps 32, batch 256, gae_lambda
@@ -32,8 +32,9 @@ from runtime.sessions import make_session
 OURS = preset("default")
 EVAL_INTERVAL = OURS.batch_size * OURS.eval_every
 """Environment steps between evaluations, for both learners."""
-BUDGET = OURS.batch_size * OURS.updates
-"""Environment steps each learner may use."""
+SB3_BUDGET = 100_000
+"""RL-Zoo CartPole-v1 `n_timesteps`; its linear schedules run over this many steps. Ours runs at
+most `updates` x `batch_size` steps, its own schedule."""
 SOLVED = OURS.solved_return
 EVAL_EPISODES = OURS.eval_episodes
 SB3_ENVS, SB3_STEPS = 8, 32
@@ -94,7 +95,7 @@ def stable_baselines3(seed: int) -> tuple[bool, int, float]:
         seed=seed, device="cpu", verbose=0,
     )
     callback = Evaluate()
-    model.learn(total_timesteps=BUDGET, callback=callback)
+    model.learn(total_timesteps=SB3_BUDGET, callback=callback)
     eval_session.close()
     envs.close()
     if not callback.solved:
@@ -119,7 +120,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"evaluation every {EVAL_INTERVAL} environment steps on {EVAL_EPISODES} held-out "
-          f"episodes; solved at {SOLVED:g}; budget {BUDGET} steps; training time only")
+          f"episodes; solved at {SOLVED:g}; budgets {OURS.batch_size * OURS.updates} (ours) "
+          f"and {SB3_BUDGET} steps; training wall time only")
     print(f"{'seed':>4}  {'checked-rl default':>28}  {'Stable-Baselines3 (RL Zoo)':>28}")
     rows = []
     for seed in args.seeds:
