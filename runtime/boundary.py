@@ -354,7 +354,7 @@ def _host_extremes(
     observation = None
     if limits.observation is not None:
         first, second = (
-            _to_numpy(o).reshape(-1, limits.size)
+            _to_numpy(o).reshape(len(o), limits.size)
             for o in (transition.observation, transition.next_observation)
         )
         observation = (
@@ -386,7 +386,7 @@ def _device_extremes(
     parts = []
     if limits.observation is not None:
         first, second = (
-            (o if o.is_floating_point() else o.double()).reshape(o.shape[0], -1)
+            (o if o.is_floating_point() else o.double()).reshape(len(o), limits.size)
             for o in (transition.observation, transition.next_observation)
         )
         parts += [
