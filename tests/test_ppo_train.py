@@ -9,9 +9,11 @@ import torch
 
 from runtime.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from runtime.ppo.config import PRESETS, PPOConfig, field_docs, preset
+from runtime.ppo.evaluate import evaluate
 from runtime.ppo.model import ActorCritic
 from runtime.ppo.train import train
 from runtime.ppo.trainlog import TrainLog, plot_path
+from runtime.sessions import make_session
 
 TINY = PPOConfig(
     seed=3,
@@ -165,3 +167,32 @@ def test_resume_refuses_a_run_the_checkpoint_does_not_fit(tmp_path: Path) -> Non
         train(dataclasses.replace(config, num_envs=4), resume=tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="'torch' session's state in a 'spec' session"):
         train(resume=tmp_path / "c.pt", env="spec")
+
+
+def _always_left(observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A policy whose greedy action is 0 (push left) everywhere."""
+    logits = torch.tensor([1.0, 0.0]).expand(len(observations), 2)
+    return logits, torch.zeros(len(observations))
+
+
+def _gymnasium_episode_length(seed: int, max_steps: int) -> int:
+    """Steps of one always-left CartPole-v1 episode in Gymnasium itself, cut at `max_steps`."""
+    import gymnasium
+
+    env = gymnasium.make("CartPole-v1")
+    env.reset(seed=seed)
+    steps, done = 0, False
+    while not done and steps < max_steps:
+        _, _, terminated, truncated, _ = env.step(0)
+        steps, done = steps + 1, terminated or truncated
+    env.close()
+    return steps
+
+
+@pytest.mark.parametrize("max_steps", [500, 9])
+def test_evaluate_counts_each_environments_first_episode(max_steps: int) -> None:
+    seed, episodes = 11, 3
+    with make_session("gymnasium", num_envs=episodes) as session:
+        returns = evaluate(session, _always_left, seed=seed, max_steps=max_steps)
+    expected = [float(_gymnasium_episode_length(seed + j, max_steps)) for j in range(episodes)]
+    assert returns.tolist() == expected
