@@ -105,10 +105,16 @@ def _chunk_steps(n_envs: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(1, n_envs))
 
 
+def _bytes(flags: Tensor) -> Tensor:
+    """A bool tensor's storage seen as uint8 (0 or 1), for fast bitwise and conversion ops."""
+    return flags.view(torch.uint8)
+
+
 class _Scratch(NamedTuple):
     """Buffers reused by every chunk of one call, so that no chunk allocates memory."""
 
     cut: Tensor  # bool [C, N]
+    keep_bytes: Tensor  # uint8 [C, N], 1 - cut
     keep: Tensor  # float [C, N], 1 - cut
     rows: Tensor  # float [3, C, N]: per-block values, pass-through factors and carries
 
@@ -118,6 +124,7 @@ def _scratch(like: Tensor, chunk: int) -> _Scratch:
     n_envs = like.shape[1]
     return _Scratch(
         cut=torch.empty((chunk, n_envs), dtype=torch.bool, device=like.device),
+        keep_bytes=torch.empty((chunk, n_envs), dtype=torch.uint8, device=like.device),
         keep=torch.empty((chunk, n_envs), dtype=like.dtype, device=like.device),
         rows=torch.empty((3, chunk, n_envs), dtype=like.dtype, device=like.device),
     )
@@ -133,7 +140,9 @@ def _discounted_scan_(
     """
     n_steps, n_envs = x.shape
     # keep[t] = 1 - cut[t] as floats; the factor g enters every multiply-add as `value=g`.
-    keep = torch.logical_not(cut, out=scratch.keep[:n_steps])
+    # (Through uint8 views of the flags: converting bytes to floats is much faster than bools.)
+    keep_bytes = torch.bitwise_xor(_bytes(cut), 1, out=scratch.keep_bytes[:n_steps])
+    keep = scratch.keep[:n_steps].copy_(keep_bytes)
     block = _block_size(n_steps)
     n_blocks = n_steps // block
     lead = n_steps - n_blocks * block
@@ -147,7 +156,7 @@ def _discounted_scan_(
             torch.addcmul(xs[j], ks[j], local, value=g, out=local)
         # 2. across blocks: carry[b] is the value entering block b from block b + 1. A block
         # passes a carry through iff none of its steps is cut (max over a uint8 view of `cut`).
-        block_cut = cut[lead:].view(torch.uint8).view(n_blocks, block, n_envs).amax(dim=1)
+        block_cut = _bytes(cut[lead:]).view(n_blocks, block, n_envs).amax(dim=1)
         through.fill_(g**block).masked_fill_(block_cut.bool(), 0.0)
         carry_rows, local_rows, through_rows = carry.unbind(0), local.unbind(0), through.unbind(0)
         if after is None:
@@ -239,7 +248,8 @@ def gae(
         x = _td_residuals_(
             advantages[t], rewards[t], values[t], next_values[t], terminated[t], gamma
         )
-        cut = torch.logical_or(terminated[t], truncated[t], out=scratch.cut[: x.shape[0]])
+        cut = scratch.cut[: x.shape[0]]
+        torch.bitwise_or(_bytes(terminated[t]), _bytes(truncated[t]), out=_bytes(cut))
         after = advantages[end] if end < n_steps else None
         _discounted_scan_(x, cut, gamma * lam, after, scratch)
     return advantages
@@ -300,7 +310,8 @@ def discounted_returns(
         t = slice(max(0, end - chunk), end)
         # The trace stops after a done step and after the last step; there the bootstrap
         # gamma * V(next) enters x_t = r_t + gamma * bootstrap_t, unless the step terminated.
-        stops = torch.logical_or(terminated[t], truncated[t], out=scratch.cut[: end - t.start])
+        stops = scratch.cut[: end - t.start]
+        torch.bitwise_or(_bytes(terminated[t]), _bytes(truncated[t]), out=_bytes(stops))
         if end == n_steps:
             stops[-1] = True
         x = returns[t].copy_(next_values[t]).masked_fill_(terminated[t] | ~stops, 0.0)
