@@ -57,6 +57,13 @@ def test_rollout_refuses_wrong_dtypes() -> None:
         _rollout(rewards=torch.ones(T, N, dtype=torch.int64))
 
 
+def test_rollout_takes_observations_of_any_dtype_shared_by_next_observations() -> None:
+    cells = torch.zeros(T, N, 2, dtype=torch.int64)
+    assert _rollout(observations=cells, next_observations=cells).observations.dtype == torch.int64
+    with pytest.raises(ValueError, match=r"next_observations must have the shape .* and dtype"):
+        _rollout(observations=cells, next_observations=cells.float())
+
+
 def test_training_batch_uses_runtime_gae_and_unnormalised_targets() -> None:
     rollout = _rollout()
     batch = to_training_batch(rollout, gamma=0.9, lam=0.8, normalize=True)

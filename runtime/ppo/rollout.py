@@ -8,7 +8,7 @@ a transition plus what the policy said at collection time. Its constructor refus
 from dataclasses import dataclass, fields
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float, Int, Shaped
 from torch import Tensor
 
 from runtime import returns
@@ -23,7 +23,7 @@ class Rollout:
     """`T` steps from `N` environments; step `(t, i)` is one transition of environment `i`.
 
     Attributes:
-        observations: `[T, N, *obs]`, the observation each action was chosen from.
+        observations: `[T, N, *obs]` (any dtype), the observation each action was chosen from.
         actions: `[T, N]` int64.
         log_probs: `[T, N]`, log-probability of the action under the collecting policy.
         rewards: `[T, N]`.
@@ -35,7 +35,7 @@ class Rollout:
         next_observations: `[T, N, *obs]`, the true successors (before any reset).
     """
 
-    observations: Float[Tensor, "T N *obs"]
+    observations: Shaped[Tensor, "T N *obs"]
     actions: Int[Tensor, "T N"]
     log_probs: Float[Tensor, "T N"]
     rewards: Float[Tensor, "T N"]
@@ -43,7 +43,7 @@ class Rollout:
     truncated: Bool[Tensor, "T N"]
     values: Float[Tensor, "T N"]
     next_values: Float[Tensor, "T N"]
-    next_observations: Float[Tensor, "T N *obs"]
+    next_observations: Shaped[Tensor, "T N *obs"]
 
     def __post_init__(self) -> None:
         first = self.observations
@@ -66,10 +66,12 @@ class Rollout:
                 raise ValueError(
                     f"Rollout.{field.name} is on {value.device}, observations on {first.device}"
                 )
-        if self.next_observations.shape != first.shape:
+        following = self.next_observations
+        if following.shape != first.shape or following.dtype != first.dtype:
             raise ValueError(
-                f"Rollout.next_observations must have shape {tuple(first.shape)} like "
-                f"observations, got {tuple(self.next_observations.shape)}"
+                f"Rollout.next_observations must have the shape {tuple(first.shape)} and dtype "
+                f"{first.dtype} of observations, got {tuple(following.shape)} and "
+                f"{following.dtype}"
             )
         per_step = {name: getattr(self, name) for name in _PER_STEP}
         for name, value in per_step.items():
@@ -111,8 +113,7 @@ class Rollout:
 
 _PER_STEP = ("actions", "log_probs", "rewards", "terminated", "truncated", "values",
              "next_values")
-_FLOATING = ("observations", "next_observations", "log_probs", "rewards", "values",
-             "next_values")
+_FLOATING = ("log_probs", "rewards", "values", "next_values")
 _EXACT_DTYPES = {"actions": torch.int64, "terminated": torch.bool, "truncated": torch.bool}
 
 
@@ -136,7 +137,7 @@ class TrainingBatch:
         values: `[B]`, the critic's values at collection time.
     """
 
-    observations: Float[Tensor, "B *obs"]  # noqa: F821
+    observations: Shaped[Tensor, "B *obs"]  # noqa: F821
     actions: Int[Tensor, " B"]
     log_probs: Float[Tensor, " B"]
     advantages: Float[Tensor, " B"]
