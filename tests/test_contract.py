@@ -246,3 +246,12 @@ def test_accelerator_path_agrees_with_spec(
 
     monkeypatch.setattr(runtime.boundary, "_host_extremes", runtime.boundary._device_extremes)
     check_agrees_with_violations(check_transition, corruptions=(corruption,))()
+
+
+def test_check_transition_names_a_wrong_argument() -> None:
+    with pytest.raises(TypeError, match=r"transition must be a runtime\.boundary\.Transition"):
+        check_transition(cartpole_contract(), batch().numpy())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"contract must be a spec\.contract\.Contract"):
+        check_transition({"n_actions": 2}, batch())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="step must be an int or None, got '3'"):
+        check_transition(cartpole_contract(), batch(), step="3")  # type: ignore[arg-type]
