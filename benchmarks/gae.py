@@ -15,6 +15,7 @@ threads (the NumPy loop always uses one).
 """
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -82,6 +83,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"GAE, float32, CPU, torch threads = {torch.get_num_threads()}, median of {REPEATS}")
+    # Other processes on the machine slow both sides, and torch's threads much more (when a core
+    # is busy, every multi-threaded operation waits for it): print the load beside the numbers.
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     print(f"{'T':>6} {'N':>6} {'numpy loop ms':>14} {'runtime ms':>11} {'speed-up':>9}")
     for n_steps, n_envs in SHAPES:
         shape = (n_steps, n_envs)
