@@ -2,7 +2,10 @@
 
 `torchlean` keeps the constants of TorchLean's PPO CartPole example (one environment, hidden
 width 32, horizon 64, two full-batch epochs). `default` is tuned for the least wall time to solve
-CartPole-v1 on a small CPU with the batched torch session; see benchmarks/ppo_cartpole.py.
+CartPole-v1 on a 2-core CPU with the batched torch session: many environments and a short
+horizon (per-step Python overhead dominates, so a wide batch is cheap), a few large minibatches,
+a high annealed step size and a wide clip range. Tuned by the environment steps to solve over
+seeds 0-9 (all ten solve); the timing against Stable-Baselines3 is benchmarks/ppo_cartpole.py.
 """
 
 import ast
@@ -66,7 +69,7 @@ class PPOConfig:
     """Passes over each batch."""
     minibatches: int = 2
     """Minibatches per pass; must divide T x N."""
-    clip_coef: float = 0.2
+    clip_coef: float = 0.3
     """Clipping range epsilon of the surrogate objective (Schulman et al. 2017, eq. 7)."""
     value_coef: float = 0.5
     """Weight of the value loss."""
@@ -150,6 +153,7 @@ PRESETS: dict[str, PPOConfig] = {
     "default": PPOConfig(),
     # TorchLean's PPO CartPole example: hidden 32, horizon 64, gamma 0.99, lambda 0.95,
     # Adam 3e-4, 2 full-batch epochs, 1000 updates, eval every 50 on 5 episodes, stop at 475.
+    # What it leaves open takes the usual PPO values (clip 0.2, value weight 0.5, no entropy).
     "torchlean": PPOConfig(
         num_envs=1,
         horizon=64,
@@ -160,6 +164,7 @@ PRESETS: dict[str, PPOConfig] = {
         anneal_lr=False,
         epochs=2,
         minibatches=1,
+        clip_coef=0.2,
         entropy_coef=0.0,
         updates=1000,
         eval_every=50,
