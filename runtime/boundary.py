@@ -349,8 +349,8 @@ def _values_valid(contract: spec_contract.Contract, transition: Transition) -> b
 def _host_extremes(
     contract: spec_contract.Contract, limits: _Limits, transition: Transition
 ) -> _Extremes:
-    """`_Extremes` of a CPU batch: observations in NumPy on views of the tensors, rewards and
-    actions by `torch.aminmax` (the fastest reductions for each, measured)."""
+    """`_Extremes` of a CPU batch, by NumPy reductions on views of the tensors (faster than
+    `torch.aminmax` for every field, measured at N = 16384 with torch 2.13)."""
     observation = None
     if limits.observation is not None:
         first, second = (
@@ -363,8 +363,10 @@ def _host_extremes(
         )
     reward = None
     if limits.reward is not None:
-        reward = tuple(value.item() for value in torch.aminmax(transition.reward))
-    action = tuple(value.item() for value in torch.aminmax(transition.action))
+        rewards = _to_numpy(transition.reward)
+        reward = (float(rewards.min()), float(rewards.max()))
+    actions = _to_numpy(transition.action)
+    action = (int(actions.min()), int(actions.max()))
     both_flags = contract.exclusive_flags and bool(
         (_to_numpy(transition.terminated) & _to_numpy(transition.truncated)).any()
     )
