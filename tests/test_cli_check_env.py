@@ -70,6 +70,9 @@ def test_a_faulty_environment_fails_with_one_line(mode):
         "first: contract violation: next_observation[env 0, step 2] entry 0 = 100.0",
     )
     assert "violations: 2" in completed.stdout
+    # The same violation found again after each reset is listed once, with its count.
+    assert completed.stdout.count("contract violation:") == 1
+    assert "entry 0 = 100.0" in completed.stdout and "(x2)" in completed.stdout
 
 
 def test_a_crashing_server_is_one_line_with_its_exit_code_and_stderr():

@@ -17,6 +17,7 @@ the current directory or the Python path.
 import argparse
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 
 import gymnasium
@@ -130,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  steps: {report.steps}, transitions checked: {report.transitions}")
     print(f"  episodes finished: {report.episodes}")
     print(f"  violations: {len(report.violations)}")
-    for message in report.violations:
-        print(f"    {message}")
+    for message, count in Counter(report.violations).items():
+        print(f"    {message}" + (f" (x{count})" if count > 1 else ""))
     if report.violations:
         raise CLIError(
             f"{args.env_id}: {len(report.violations)} violation(s) in {report.steps} steps; "
