@@ -1,7 +1,9 @@
 """CartPole throughput: `runtime.envs.cartpole.CartPole` against Gymnasium's `CartPoleVectorEnv`.
 
 Both step N copies of CartPole-v1 with random actions drawn before the timed loop, auto-resets
-included (same-step here, next-step in Gymnasium). The peer is Gymnasium's own NumPy vector
+included (same-step here, next-step in Gymnasium). The runtime CartPole is built with its
+defaults, so from `COMPILE_MIN_ENVS` copies up it steps through its compiled function; the
+compilation happens in the untimed warm-up. The peer is Gymnasium's own NumPy vector
 environment, `gymnasium.envs.classic_control.cartpole.CartPoleVectorEnv`. Torch runs on one CPU
 thread by default, like NumPy; `--threads` changes that, `--device cuda` adds a GPU column.
 
@@ -10,6 +12,7 @@ Prints, for N = 1, 64, 1024, 16384, the steps per second of each and their ratio
 """
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -80,6 +83,8 @@ def main() -> None:
     if extra:
         header += f" {'torch ' + extra:>14} {'ratio':>7}"
     print(f"CartPole-v1 steps/s (torch threads: {args.threads}, best of {args.repeats})")
+    # Other processes on the machine slow both sides unevenly: print the load beside the numbers.
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     print(header)
     ratios = {}
     for n in SIZES:

@@ -6,7 +6,8 @@ that resets each one when it finishes, and Gymnasium's own `SyncVectorEnv`, both
 
 - the spec session (NumPy reference) at `GYM_ENVS` environments;
 - the torch session at `TORCH_ENVS` environments, with its contract check and without it
-  (`step_checked` with the check made a no-op), and the check alone on a fixed transition;
+  (`step_checked` with the check made a no-op), and the check alone on a fixed transition; its
+  CartPole has the default settings (a compiled step at this size, compiled before timing);
 - the in-process Gymnasium session at `GYM_ENVS` environments;
 - the bridge (`gymnasium-subprocess`) with 1, 2 and 4 servers sharing `GYM_ENVS` environments.
 
@@ -20,6 +21,7 @@ least half the steps/s of the in-process Gymnasium session. Run:
 
 import argparse
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -181,6 +183,8 @@ def main() -> None:
 
     peer = results["gymnasium loop"]
     print(f"CartPole-v1 environment steps/s; peer: plain Gymnasium loop over {GYM_ENVS} envs")
+    # Other processes on the machine slow the measurements unevenly: print the load beside them.
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     print(f"{'':30} {'envs':>6} {'steps/s':>14} {'x peer':>8}")
     for name, rate in results.items():
         envs = TORCH_ENVS if name.startswith(("torch", "contract")) else GYM_ENVS
