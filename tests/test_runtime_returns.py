@@ -92,6 +92,16 @@ def test_chunked_scans_match_spec() -> None:
         test_gae_blocked_scan_matches_a_plain_loop(200)
 
 
+def test_row_scans_match_spec() -> None:
+    # Every batch takes the per-row path of wide batches, in pieces of a few rows.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(returns, "ROW_SCAN_MIN_ENVS", 1)
+        patch.setattr(returns, "PIECE_ELEMENTS", 8)
+        gae_matches_spec(returns.gae)()
+        discounted_returns_match_spec(returns.discounted_returns)()
+        test_gae_blocked_scan_matches_a_plain_loop(200)
+
+
 def test_gae_rejects_a_discount_outside_the_unit_interval() -> None:
     with pytest.raises(ValueError, match="gae: lam must lie in"):
         returns.gae(**_rollout(4, 2), gamma=0.9, lam=1.5)
