@@ -270,3 +270,33 @@ def test_special_values_terminate_like_the_spec(dtype: torch.dtype) -> None:
     assert out.terminated.tolist() == expected == [True, False, True, False, False, True]
     physics, _ = env.get_state()
     assert bool(torch.isnan(physics[1]).any()) and bool(torch.all(physics[0].abs() < 0.05))
+
+
+def test_compiled_step_matches_the_eager_step() -> None:
+    # The TorchInductor-compiled step that large CPU batches take by default, forced on at a
+    # small size (one compilation): same seed and actions, the same episodes as the eager step,
+    # from reset states and from states set on and near the termination bounds. Fused loops may
+    # contract a multiply and an add, so entries agree to rounding, as whole trajectories do.
+    n = 8
+    dtype = torch.float64
+    compiled, eager = (CartPole(n, dtype=dtype, seed=3, compiled=c) for c in (True, False))
+    bounds = torch.tensor([[2.4, 0.0, 0.0, 0.0], [-2.39, 1.0, 0.2, -1.0]], dtype=dtype)
+    physics = torch.cat([bounds, compiled.get_state()[0][2:]])
+    steps = torch.tensor([0, 0, 0, 0, 0, 0, 498, 499])
+    for env in (compiled, eager):
+        env.set_state(physics, steps)
+    generator = torch.Generator().manual_seed(0)
+    done_seen = 0
+    for _ in range(120):
+        actions = torch.randint(2, (n,), generator=generator)
+        got, want = compiled.step(actions), eager.step(actions)
+        torch.testing.assert_close(
+            got.next_observation, want.next_observation, rtol=1e-9, atol=1e-12
+        )
+        torch.testing.assert_close(got.reward, want.reward, rtol=0, atol=0)
+        assert torch.equal(got.terminated, want.terminated)
+        assert torch.equal(got.truncated, want.truncated)
+        torch.testing.assert_close(compiled.observe(), eager.observe(), rtol=1e-9, atol=1e-12)
+        done_seen += int((got.terminated | got.truncated).sum())
+    assert compiled.compiled, "the compiled step fell back to eager"
+    assert done_seen > n, "the episodes should have ended and reset several times"
