@@ -30,7 +30,13 @@ from runtime.envs.base import EnvStep
 from runtime.shapes import TypeCheckError
 from spec.contract import Violation
 
-__all__ = ["CheckedSession", "EnvironmentStepError", "SessionStateError", "stack_observations"]
+__all__ = [
+    "CheckedSession",
+    "EnvironmentStepError",
+    "SessionStateError",
+    "host_env_step",
+    "stack_observations",
+]
 
 _INTEGER_DTYPES = frozenset(
     {torch.int8, torch.int16, torch.int32, torch.int64}
@@ -249,3 +255,28 @@ def stack_observations(
             violation = Violation("dtype", field, env, step, None, array.dtype, expected)
             raise ContractViolation([violation])
     return torch.from_numpy(np.stack(arrays))
+
+
+def host_env_step(
+    contract: Contract,
+    next_observations: Sequence[Any],
+    rewards: Sequence[float],
+    terminated: Sequence[bool],
+    truncated: Sequence[bool],
+    *,
+    reward_dtype: torch.dtype,
+    step: int,
+) -> EnvStep:
+    """Assemble the per-environment outcomes of one step into a CPU `EnvStep`.
+
+    For sessions that step environments one by one; the observations go through
+    `stack_observations`, which names an environment whose observation has the wrong shape.
+    """
+    return EnvStep(
+        next_observation=stack_observations(
+            contract, next_observations, field="next_observation", step=step
+        ),
+        reward=torch.tensor(rewards, dtype=reward_dtype),
+        terminated=torch.tensor(terminated, dtype=torch.bool),
+        truncated=torch.tensor(truncated, dtype=torch.bool),
+    )

@@ -17,7 +17,12 @@ from torch import Tensor
 
 from runtime.boundary import Contract, ContractViolation
 from runtime.envs.base import EnvStep
-from runtime.sessions.base import CheckedSession, EnvironmentStepError, stack_observations
+from runtime.sessions.base import (
+    CheckedSession,
+    EnvironmentStepError,
+    host_env_step,
+    stack_observations,
+)
 from spec.contract import Violation
 
 __all__ = ["GymnasiumSession"]
@@ -98,13 +103,14 @@ class GymnasiumSession(CheckedSession):
             if term or trunc:
                 observation = self._call(i, step, "auto-reset", lambda env: env.reset()[0])
             self._observations[i] = observation
-        return EnvStep(
-            next_observation=stack_observations(
-                self.contract, next_observations, field="next_observation", step=step
-            ),
-            reward=torch.tensor(rewards, dtype=self.reward_dtype),
-            terminated=torch.tensor(terminated, dtype=torch.bool),
-            truncated=torch.tensor(truncated, dtype=torch.bool),
+        return host_env_step(
+            self.contract,
+            next_observations,
+            rewards,
+            terminated,
+            truncated,
+            reward_dtype=self.reward_dtype,
+            step=step,
         )
 
     def _observe(self) -> Tensor:

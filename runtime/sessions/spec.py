@@ -14,7 +14,12 @@ from torch import Tensor
 
 from runtime.boundary import Contract
 from runtime.envs.base import EnvStep
-from runtime.sessions.base import CheckedSession, EnvironmentStepError, stack_observations
+from runtime.sessions.base import (
+    CheckedSession,
+    EnvironmentStepError,
+    host_env_step,
+    stack_observations,
+)
 from spec.envs.base import Environment
 
 __all__ = ["SpecSession"]
@@ -72,13 +77,14 @@ class SpecSession(CheckedSession):
             rewards.append(outcome.reward)
             terminated.append(outcome.terminated)
             truncated.append(outcome.truncated)
-        return EnvStep(
-            next_observation=stack_observations(
-                self.contract, next_observations, field="next_observation", step=step
-            ),
-            reward=torch.tensor(rewards, dtype=self.reward_dtype),
-            terminated=torch.tensor(terminated, dtype=torch.bool),
-            truncated=torch.tensor(truncated, dtype=torch.bool),
+        return host_env_step(
+            self.contract,
+            next_observations,
+            rewards,
+            terminated,
+            truncated,
+            reward_dtype=self.reward_dtype,
+            step=step,
         )
 
     def _observe(self) -> Tensor:
