@@ -5,4 +5,4 @@ from properties.profiles import load_profile
 load_profile()
 
 # Entry points that run a program when imported are not collected for doctests.
-collect_ignore_glob = ["*/__main__.py", "*/cli/__main__.py"]
+collect_ignore_glob = ["*/__main__.py"]
