@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import spec.distributions
-from properties.returns import rtol_for
+from properties.returns import round_to_dtype, rtol_for
 from properties.strategies.rollouts import logits
 
 __all__ = [
@@ -43,13 +43,6 @@ SAMPLE_GRID = 200
 """Evenly spaced `u` per distribution in the law of sampling frequencies."""
 
 
-def _rounded(z: np.ndarray, dtype: torch.dtype) -> np.ndarray:
-    """Logits rounded to `dtype`, kept as float64."""
-    return z.astype({torch.float64: np.float64, torch.float32: np.float32}[dtype]).astype(
-        np.float64
-    )
-
-
 def _row_scale(z: np.ndarray) -> np.ndarray:
     """`[B, 1]`: one plus the largest finite `|logit|` of each row."""
     finite = np.where(np.isfinite(z), np.abs(z), 0.0)
@@ -65,6 +58,31 @@ def _check_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, rtol: flo
     assert np.all(error <= bound), f"{what}: got {got}, expected {want}"
 
 
+def _entropy_scale(z: np.ndarray) -> np.ndarray:
+    """`[B]`: each term p log p is off by about eps * |log p| <= eps * 2 * `_row_scale`."""
+    return 2.0 * _row_scale(z)[:, 0] * z.shape[1]
+
+
+def _logits_fn_matches_spec(
+    name: str,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    scale: Callable[[np.ndarray], np.ndarray],
+    dtype: torch.dtype,
+    device: str,
+) -> Callable[[], None]:
+    """The property "batched `fn(logits)` agrees with `spec.distributions.<name>` to within
+    `rtol * (|want| + scale(logits))`"."""
+    reference = getattr(spec.distributions, name)
+
+    @given(z=logits(impossible=True))
+    def prop(z: np.ndarray) -> None:
+        z = round_to_dtype(z, dtype)
+        got = fn(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
+        _check_close(got, reference(z), scale(z), rtol_for(dtype), name)
+
+    return prop
+
+
 def log_softmax_matches_spec(
     log_softmax: Callable[[torch.Tensor], torch.Tensor],
     *,
@@ -72,15 +90,7 @@ def log_softmax_matches_spec(
     device: str = "cpu",
 ) -> Callable[[], None]:
     """Batched `log_softmax` agrees with `spec.distributions.log_softmax`, `-inf` included."""
-
-    @given(z=logits(impossible=True))
-    def prop(z: np.ndarray) -> None:
-        z = _rounded(z, dtype)
-        got = log_softmax(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
-        want = spec.distributions.log_softmax(z)
-        _check_close(got, want, _row_scale(z), rtol_for(dtype), "log_softmax")
-
-    return prop
+    return _logits_fn_matches_spec("log_softmax", log_softmax, _row_scale, dtype, device)
 
 
 def log_prob_matches_spec(
@@ -93,7 +103,7 @@ def log_prob_matches_spec(
 
     @given(z=logits(impossible=True), data=st.data())
     def prop(z: np.ndarray, data: st.DataObject) -> None:
-        z = _rounded(z, dtype)
+        z = round_to_dtype(z, dtype)
         actions = data.draw(
             hnp.arrays(np.int64, z.shape[:1], elements=st.integers(0, z.shape[1] - 1))
         )
@@ -115,17 +125,7 @@ def entropy_matches_spec(
     device: str = "cpu",
 ) -> Callable[[], None]:
     """Batched `entropy` agrees with `spec.distributions.entropy`, impossible actions included."""
-
-    @given(z=logits(impossible=True))
-    def prop(z: np.ndarray) -> None:
-        z = _rounded(z, dtype)
-        got = entropy(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
-        want = spec.distributions.entropy(z)
-        # Each term p log p is off by about eps * |log p| <= eps * 2 * scale.
-        scale = 2.0 * _row_scale(z)[:, 0] * z.shape[1]
-        _check_close(got, want, scale, rtol_for(dtype), "entropy")
-
-    return prop
+    return _logits_fn_matches_spec("entropy", entropy, _entropy_scale, dtype, device)
 
 
 def greedy_matches_spec(
@@ -138,7 +138,7 @@ def greedy_matches_spec(
 
     @given(z=logits(impossible=True))
     def prop(z: np.ndarray) -> None:
-        z = _rounded(z, dtype)
+        z = round_to_dtype(z, dtype)
         got = greedy(torch.as_tensor(z, dtype=dtype, device=device)).cpu().numpy()
         np.testing.assert_array_equal(got, spec.distributions.greedy(z))
 
@@ -163,11 +163,11 @@ def sample_matches_spec(
 
     @given(z=logits(impossible=True), data=st.data())
     def prop(z: np.ndarray, data: st.DataObject) -> None:
-        z = _rounded(z, dtype)
+        z = round_to_dtype(z, dtype)
         u = data.draw(
             hnp.arrays(
                 np.float64, z.shape[:1], elements=st.floats(0.0, 1.0, exclude_max=True)
-            ).map(lambda a: _rounded(a, dtype))
+            ).map(lambda a: round_to_dtype(a, dtype))
         )
         assume(np.all(u < 1.0))
         assume(np.all(_boundary_distance(z, u) > SAMPLE_MARGIN[dtype]))

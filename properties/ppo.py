@@ -24,7 +24,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import spec.ppo
-from properties.returns import rtol_for
+from properties.returns import _message_names, round_to_dtype, rtol_for
 from properties.strategies.rollouts import PPOMinibatch, ppo_minibatches
 from spec.distributions import log_prob
 
@@ -51,6 +51,7 @@ KINK_MARGIN = 1e-4
 """Minimum distance of every sample from a kink of the loss, for the gradient check."""
 
 _STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+_FLOAT_FIELDS = ("logits", "old_log_probs", "advantages", "values", "returns", "old_values")
 
 
 def _settings(batch: PPOMinibatch) -> dict[str, object]:
@@ -76,19 +77,16 @@ def _spec_loss(batch: PPOMinibatch) -> tuple[float, spec.ppo.PPOStats]:
 
 
 def _tensors(batch: PPOMinibatch, dtype: torch.dtype, device: str) -> dict[str, torch.Tensor]:
-    fields = ("logits", "old_log_probs", "advantages", "values", "returns", "old_values")
-    tensors = {f: torch.tensor(getattr(batch, f), dtype=dtype, device=device) for f in fields}
+    tensors = {
+        f: torch.tensor(getattr(batch, f), dtype=dtype, device=device) for f in _FLOAT_FIELDS
+    }
     tensors["actions"] = torch.tensor(batch.actions, device=device)
     return tensors
 
 
 def _rounded(batch: PPOMinibatch, dtype: torch.dtype) -> PPOMinibatch:
     """The minibatch with its arrays rounded to `dtype` (kept float64)."""
-    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}[dtype]
-    fields = ("logits", "old_log_probs", "advantages", "values", "returns", "old_values")
-    return batch._replace(
-        **{f: getattr(batch, f).astype(np_dtype).astype(np.float64) for f in fields}
-    )
+    return batch._replace(**{f: round_to_dtype(getattr(batch, f), dtype) for f in _FLOAT_FIELDS})
 
 
 def _ratio_margin(batch: PPOMinibatch) -> float:
@@ -267,10 +265,7 @@ def ppo_loss_rejects_mismatched_arguments(
         try:
             ppo_loss(**tensors, **_settings(batch._replace(value_clip_eps=0.2)))
         except (TypeError, ValueError) as error:
-            message = str(error)
-            assert f"parameter '{culprit}'" in message or f"{culprit} must" in message, (
-                f"the error does not name {culprit!r}: {message}"
-            )
+            assert _message_names(error, culprit), f"the error does not name {culprit!r}: {error}"
         else:
             raise AssertionError(f"a {culprit} of shape {tuple(tensors[culprit].shape)} passed")
 

@@ -44,6 +44,7 @@ __all__ = [
     "normalized_advantages_are_standardized",
     "on_trace",
     "rejects_mismatched_arguments",
+    "round_to_dtype",
     "rtol_for",
     "td_residuals_match_spec",
     "truncation_bootstraps_termination_does_not",
@@ -73,12 +74,16 @@ def rtol_for(dtype: torch.dtype) -> float:
     return {torch.float64: FLOAT64_RTOL, torch.float32: FLOAT32_RTOL}[dtype]
 
 
+def round_to_dtype(array: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """`array` rounded to the float dtype `dtype` and kept as float64: what a tensor of that
+    dtype holds, so that a check measures the arithmetic and not the rounding of its inputs."""
+    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}[dtype]
+    return array.astype(np_dtype).astype(np.float64)
+
+
 def _rounded(arrays: RolloutArrays, dtype: torch.dtype) -> RolloutArrays:
     """The rollout with its floats rounded to `dtype` (and kept as float64 NumPy arrays)."""
-    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}[dtype]
-    return RolloutArrays(
-        *(a.astype(np_dtype).astype(np.float64) for a in arrays[:3]), *arrays[3:]
-    )
+    return RolloutArrays(*(round_to_dtype(a, dtype) for a in arrays[:3]), *arrays[3:])
 
 
 def _scale(arrays: RolloutArrays) -> np.ndarray:
