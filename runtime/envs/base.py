@@ -50,3 +50,30 @@ class BatchedEnv(Protocol):
     def step(self, actions: Tensor) -> EnvStep:
         """Apply `actions` (`[N]` int64), auto-reset the copies that are done."""
         ...
+
+
+def checked_device(
+    owner: str, num_envs: int, dtype: torch.dtype, device: str | torch.device
+) -> torch.device:
+    """Check a batched environment's constructor arguments; return its device.
+
+    Raises a ValueError naming `owner` unless `num_envs` is at least 1 and `dtype` is float32
+    or float64. The device comes back as tensors on it report theirs: "cuda" becomes "cuda:0".
+    """
+    if num_envs < 1:
+        raise ValueError(f"{owner}: num_envs must be at least 1, got {num_envs}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"{owner}: dtype must be torch.float32 or torch.float64, got {dtype}")
+    return torch.empty(0, device=device).device
+
+
+def check_actions(owner: str, actions: Tensor, num_envs: int, device: torch.device) -> None:
+    """Raise a ValueError naming `owner` unless `actions` is `[num_envs]` int64 on `device`.
+
+    Cheap enough for every step: it compares shape, dtype and device, not values.
+    """
+    if actions.shape != (num_envs,) or actions.dtype != torch.int64 or actions.device != device:
+        raise ValueError(
+            f"{owner}: expected actions of shape ({num_envs},), dtype torch.int64 on {device}, "
+            f"got shape {tuple(actions.shape)}, dtype {actions.dtype} on {actions.device}"
+        )

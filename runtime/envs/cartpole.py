@@ -38,7 +38,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from runtime.envs.base import EnvStep
+from runtime.envs.base import EnvStep, check_actions, checked_device
 from runtime.shapes import typechecked
 from spec.envs import cartpole as spec
 
@@ -87,17 +87,13 @@ class CartPole:
         seed: int | None = None,
         compiled: bool | None = None,
     ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"CartPole: num_envs must be at least 1, got {num_envs}")
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"CartPole: dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.device = checked_device("CartPole", num_envs, dtype, device)
         if reset_noise not in RESET_NOISES:
             raise ValueError(
                 f"CartPole: reset_noise must be one of {RESET_NOISES}, got {reset_noise!r}"
             )
         self.num_envs = num_envs
         self.params = spec.Params() if params is None else params
-        self.device = torch.empty(0, device=device).device  # "cuda" becomes "cuda:0"
         self.dtype = dtype
         self.reset_noise = reset_noise
         if compiled is None:
@@ -156,16 +152,7 @@ class CartPole:
         dtype and device are checked on every call (cheaply, without jaxtyping), its values are
         not: an action other than 0 and 1 gives a force of `(2 a - 1) force_mag`.
         """
-        if (
-            actions.shape != (self.num_envs,)
-            or actions.dtype != torch.int64
-            or actions.device != self.device
-        ):
-            raise ValueError(
-                f"CartPole.step: expected actions of shape ({self.num_envs},), dtype torch.int64 "
-                f"on {self.device}, got shape {tuple(actions.shape)}, dtype {actions.dtype} "
-                f"on {actions.device}"
-            )
+        check_actions("CartPole.step", actions, self.num_envs, self.device)
         state = (self._thresholds, self._physics, self._steps)
         grid = self._draw_grid() if self.reset_noise == "torch" else None
         if self.compiled and grid is not None:
@@ -347,8 +334,7 @@ def physics_step(params: spec.Params, physics: Tensor, actions: Tensor) -> Tenso
         new_x_dot, new_theta_dot = x_dot.add(x_acc, alpha=tau), theta_dot.add(theta_acc, alpha=tau)
         new_x, new_theta = x.add(new_x_dot, alpha=tau), theta.add(new_theta_dot, alpha=tau)
     # Stacked, not written into rows with `out=`: compiled (`fused_advance`), a stack fuses.
-    new = torch.stack((new_x, new_x_dot, new_theta, new_theta_dot))
-    return new
+    return torch.stack((new_x, new_x_dot, new_theta, new_theta_dot))
 
 
 def is_terminated(thresholds: Tensor, physics: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from runtime.envs.base import EnvStep
+from runtime.envs.base import EnvStep, check_actions, checked_device
 from runtime.shapes import typechecked
 from spec.envs import gridworld as spec
 
@@ -39,15 +39,9 @@ class GridWorld:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"GridWorld: num_envs must be at least 1, got {num_envs}")
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(
-                f"GridWorld: dtype must be torch.float32 or torch.float64, got {dtype}"
-            )
+        self.device = checked_device("GridWorld", num_envs, dtype, device)
         self.num_envs = num_envs
         self.params = spec.Params() if params is None else params
-        self.device = torch.empty(0, device=device).device  # "cuda" becomes "cuda:0"
         self.dtype = dtype
         self.observation_shape: tuple[int, ...] = self.params.observation_shape
         low, high = spec.observation_bounds(self.params)
@@ -84,16 +78,7 @@ class GridWorld:
         in `0..3` (shape, dtype and device are checked; values are used as indices, so an
         out-of-range action raises an indexing error).
         """
-        if (
-            actions.shape != (self.num_envs,)
-            or actions.dtype != torch.int64
-            or actions.device != self.device
-        ):
-            raise ValueError(
-                f"GridWorld.step: expected actions of shape ({self.num_envs},), dtype "
-                f"torch.int64 on {self.device}, got shape {tuple(actions.shape)}, dtype "
-                f"{actions.dtype} on {actions.device}"
-            )
+        check_actions("GridWorld.step", actions, self.num_envs, self.device)
         cells = torch.minimum(torch.clamp(self._cells + self._moves[actions], min=0), self._upper)
         terminated = (cells == self._goal).all(dim=1)
         steps = self._steps + 1
