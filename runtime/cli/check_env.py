@@ -85,15 +85,14 @@ def _invariant_violations(
 ) -> list[str]:
     """Messages for broken session invariants at `step` (empty when both hold)."""
     found = []
+    done = transition.done
     for env in range(previous.shape[0]):
         if not torch.equal(transition.observation[env], previous[env]):
             found.append(
                 f"session invariant: observation[env {env}, step {step}] is not the previous "
                 f"observe(): {transition.observation[env].tolist()} != {previous[env].tolist()}"
             )
-        if not transition.done[env] and not torch.equal(
-            current[env], transition.next_observation[env]
-        ):
+        if not done[env] and not torch.equal(current[env], transition.next_observation[env]):
             found.append(
                 f"session invariant: observe()[env {env}] after step {step} is not "
                 f"next_observation although the episode goes on: {current[env].tolist()} != "
