@@ -129,12 +129,8 @@ def session_machine(
             assert torch.equal(transition.action, actions)
             assert self.session.step_count == self.steps
             observation = self.session.observe()
-            done = transition.done.cpu()
-            going_on = ~done
-            assert torch.equal(
-                observation[going_on.to(observation.device)],
-                transition.next_observation[going_on.to(observation.device)],
-            )
+            done = transition.done
+            assert torch.equal(observation[~done], transition.next_observation[~done])
             self.check_reset_rows(observation, done.nonzero().flatten().tolist())
             self.observation = observation
             return transition
@@ -201,7 +197,7 @@ def sessions_agree_machine(
     tolerances = dict(atol or {})
 
     def agree(name: str, reference: Tensor, other: Tensor, what: str) -> None:
-        exact = other.dtype == torch.bool or not other.is_floating_point()
+        exact = not other.is_floating_point()
         tolerance = 0.0 if exact else tolerances.get(name, 0.0)
         assert tuple(other.shape) == tuple(reference.shape), (name, what)
         assert _close(reference.cpu().double().numpy(), other, tolerance), (
