@@ -187,7 +187,7 @@ def main() -> None:
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     print(f"{'':30} {'envs':>6} {'steps/s':>14} {'x peer':>8}")
     for name, rate in results.items():
-        envs = TORCH_ENVS if name.startswith(("torch", "contract")) else GYM_ENVS
+        envs = measurements[name][1]
         print(f"{name:30} {envs:>6} {rate:>14,.0f} {rate / peer:>8.2f}")
     checked, unchecked = results["torch session, checked"], results["torch session, unchecked"]
     print()
