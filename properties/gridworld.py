@@ -158,6 +158,27 @@ def _toward_goal(params: spec.Params) -> np.ndarray:
     return policy
 
 
+def _ordered_values(data: st.DataObject, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two value vectors `v <= w` over `n` states."""
+    v = np.array(data.draw(st.lists(_VALUE, min_size=n, max_size=n), label="v"))
+    gap = np.array(data.draw(st.lists(st.floats(0.0, 100.0), min_size=n, max_size=n)))
+    return v, v + gap
+
+
+def _check_monotone_contraction(
+    apply: Callable[[np.ndarray], np.ndarray], v: np.ndarray, w: np.ndarray, gamma: float
+) -> None:
+    """For `v <= w`: `T v <= T w` and `|T v - T w|_inf <= gamma |v - w|_inf`, up to rounding."""
+    t_v, t_w = apply(v), apply(w)
+    slack = VALUE_TOL * (1.0 + np.max(np.abs(w)))
+    assert np.all(t_v <= t_w + slack), f"not monotone: v <= w but T v = {t_v}, T w = {t_w}"
+    distance = np.max(np.abs(v - w))
+    assert np.max(np.abs(t_v - t_w)) <= gamma * distance + slack, (
+        f"not a {gamma}-contraction: |T v - T w| = {np.max(np.abs(t_v - t_w))}, "
+        f"|v - w| = {distance}"
+    )
+
+
 def optimality_operator_laws(
     operator: Callable[[TabularMDP, np.ndarray, float], np.ndarray],
 ) -> Callable[[], None]:
@@ -170,18 +191,8 @@ def optimality_operator_laws(
     @given(params=gridworld_params(), gamma=GAMMAS, data=st.data())
     def prop(params: spec.Params, gamma: float, data: st.DataObject) -> None:
         mdp = spec.tabular(params)
-        n = params.n_states
-        v = np.array(data.draw(st.lists(_VALUE, min_size=n, max_size=n), label="v"))
-        gap = np.array(data.draw(st.lists(st.floats(0.0, 100.0), min_size=n, max_size=n)))
-        w = v + gap
-        t_v, t_w = operator(mdp, v, gamma), operator(mdp, w, gamma)
-        slack = VALUE_TOL * (1.0 + np.max(np.abs(w)))
-        assert np.all(t_v <= t_w + slack), f"not monotone: v <= w but T v = {t_v}, T w = {t_w}"
-        distance = np.max(np.abs(v - w))
-        assert np.max(np.abs(t_v - t_w)) <= gamma * distance + slack, (
-            f"not a {gamma}-contraction: |T v - T w| = {np.max(np.abs(t_v - t_w))}, "
-            f"|v - w| = {distance}"
-        )
+        v, w = _ordered_values(data, params.n_states)
+        _check_monotone_contraction(lambda u: operator(mdp, u, gamma), v, w, gamma)
         optimal = shortest_path_values(params, gamma)
         np.testing.assert_allclose(
             operator(mdp, optimal, gamma), optimal, rtol=VALUE_TOL, atol=VALUE_TOL
@@ -215,12 +226,8 @@ def policy_operator_laws(
         )
         wander = np.array(weights) + 1e-3
         policy = 0.5 * _toward_goal(params) + 0.5 * wander / wander.sum(axis=1, keepdims=True)
-        v = np.array(data.draw(st.lists(_VALUE, min_size=n, max_size=n), label="v"))
-        w = v + np.array(data.draw(st.lists(st.floats(0.0, 100.0), min_size=n, max_size=n)))
-        t_v, t_w = operator(mdp, policy, v, gamma), operator(mdp, policy, w, gamma)
-        slack = VALUE_TOL * (1.0 + np.max(np.abs(w)))
-        assert np.all(t_v <= t_w + slack), f"not monotone: v <= w but T v = {t_v}, T w = {t_w}"
-        assert np.max(np.abs(t_v - t_w)) <= gamma * np.max(np.abs(v - w)) + slack
+        v, w = _ordered_values(data, n)
+        _check_monotone_contraction(lambda u: operator(mdp, policy, u, gamma), v, w, gamma)
         values = policy_evaluation(mdp, policy, gamma)
         np.testing.assert_allclose(
             operator(mdp, policy, values, gamma), values, rtol=VALUE_TOL, atol=VALUE_TOL
