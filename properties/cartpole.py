@@ -129,7 +129,8 @@ def check_auto_reset(
         )
 
 
-def _set_states(env: StatefulCartPole, states: list[spec.State], dtype: torch.dtype) -> None:
+def set_states(env: StatefulCartPole, states: list[spec.State], dtype: torch.dtype) -> None:
+    """Write the spec `states` into the copies of `env`, physics in `dtype`."""
     physics = torch.tensor(np.stack([s.physics() for s in states]), dtype=dtype)
     steps = torch.tensor([s.steps for s in states], dtype=torch.int64)
     env.set_state(physics, steps)
@@ -150,7 +151,7 @@ def step_matches_spec(
         actions = data.draw(action_sequences(2, min_size=len(states), max_size=len(states)))
         env = make_env(len(states), params, dtype)
         states = [_rounded(s, dtype) for s in states]
-        _set_states(env, states, dtype)
+        set_states(env, states, dtype)
         out = env.step(torch.tensor(actions, dtype=torch.int64))
         check_step(params, states, actions, out, tol)
         check_auto_reset(params, env, out, dtype)
@@ -179,7 +180,7 @@ def trajectory_matches_spec(make_env: MakeCartPole) -> Callable[[], None]:
         )
         env = make_env(n, params, torch.float64)
         twins = [spec.State.from_physics(p) for p in start]
-        _set_states(env, twins, torch.float64)
+        set_states(env, twins, torch.float64)
         for t, step_actions in enumerate(actions):
             out = env.step(torch.tensor(step_actions, dtype=torch.int64))
             try:

@@ -32,6 +32,7 @@ from properties.cartpole import (
     FLOAT64_TRAJECTORY_TOL,
     StatefulCartPole,
     check_step,
+    set_states,
 )
 from properties.strategies.envs import MAX_BATCH, action_sequences, cartpole_states
 from spec.envs import cartpole as spec
@@ -106,8 +107,7 @@ def cartpole_machine(
             assert self.env is not None
             n = self.env.num_envs
             states = data.draw(st.lists(cartpole_states(params), min_size=n, max_size=n))
-            physics = torch.tensor(np.stack([s.physics() for s in states]), dtype=dtype)
-            self.env.set_state(physics, torch.tensor([s.steps for s in states]))
+            set_states(self.env, states, dtype)
             self.twins = self._copies()
             self._step(data.draw(action_sequences(2, min_size=n, max_size=n), label="actions"))
 
