@@ -107,7 +107,9 @@ def sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
     z = _logits(logits)
     uniform = np.asarray(u, dtype=np.float64)
     if uniform.shape != z.shape[:-1]:
-        raise ValueError(f"u must have shape {z.shape[:-1]} (logits' batch shape), got {u.shape}")
+        raise ValueError(
+            f"u must have shape {z.shape[:-1]} (logits' batch shape), got {uniform.shape}"
+        )
     if np.any(uniform < 0.0) or np.any(uniform >= 1.0):
         raise ValueError("u must lie in [0, 1)")
     weights = np.exp(z - z.max(axis=-1, keepdims=True))

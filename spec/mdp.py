@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spec.returns import _check_discount
+
 __all__ = [
     "TabularMDP",
     "ValueIteration",
@@ -85,13 +87,6 @@ def stay_or_go() -> TabularMDP:
     )
 
 
-def _check_gamma(gamma: float) -> float:
-    """`gamma` as a float, checked to lie in [0, 1]."""
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
-    return float(gamma)
-
-
 def _check_values(mdp: TabularMDP, v: np.ndarray) -> np.ndarray:
     """`v` as a float64 array, checked to have shape `[S]`."""
     values = np.asarray(v, dtype=np.float64)
@@ -121,7 +116,7 @@ def q_values(mdp: TabularMDP, v: np.ndarray, gamma: float) -> np.ndarray:
            [0., 0.]])
     """
     values = _check_values(mdp, v)
-    gamma = _check_gamma(gamma)
+    gamma = _check_discount("gamma", gamma)
     q = mdp.R + gamma * (mdp.P @ values)
     q[mdp.terminal] = 0.0
     return q
@@ -173,7 +168,7 @@ def policy_evaluation(mdp: TabularMDP, pi: np.ndarray, gamma: float) -> np.ndarr
     array([0.666667, 0.      ])
     """
     policy = _check_policy(mdp, pi)
-    gamma = _check_gamma(gamma)
+    gamma = _check_discount("gamma", gamma)
     live = (~mdp.terminal).astype(np.float64)
     p_pi = np.einsum("sa,sat->st", policy, mdp.P) * live[:, None]
     r_pi = np.sum(policy * mdp.R, axis=1) * live
@@ -226,7 +221,7 @@ def value_iteration(
     >>> value_iteration(stay_or_go(), gamma=0.5)
     ValueIteration(values=array([1., 0.]), iterations=2)
     """
-    gamma = _check_gamma(gamma)
+    gamma = _check_discount("gamma", gamma)
     if max_iterations < 0:
         raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
     values = np.zeros(mdp.n_states)
