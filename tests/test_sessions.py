@@ -98,7 +98,7 @@ TestTorchCartPoleGymnasiumNoiseSession = machine_test(
         lambda: make_session(
             "torch",
             num_envs=NUM_ENVS,
-            make_kwargs={**CARTPOLE_LIMIT, "reset_noise": "gymnasium"},
+            make_kwargs={**CARTPOLE_LIMIT, **GYMNASIUM_NOISE},
         ),
         reference_reset=cartpole_reset,
         in_reset_distribution=in_cartpole_reset_range,
@@ -131,7 +131,7 @@ TestCartPoleSessionsAgree = machine_test(
                 "torch",
                 num_envs=NUM_ENVS,
                 dtype=torch.float64,
-                make_kwargs={**CARTPOLE_LIMIT, "reset_noise": "gymnasium"},
+                make_kwargs={**CARTPOLE_LIMIT, **GYMNASIUM_NOISE},
             ),
         },
         atol={"torch": TORCH_FLOAT64_ATOL},

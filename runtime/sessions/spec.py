@@ -57,7 +57,7 @@ class SpecSession(CheckedSession):
         for i, rng in enumerate(self._rngs):
             self._states[i], observation = self.env.reset(rng)
             self._observations.append(observation)
-        return stack_observations(self.contract, self._observations, field="observation", step=None)
+        return self._observe()
 
     def _step(self, actions: Tensor, step: int) -> EnvStep:
         next_observations, rewards, terminated, truncated = [], [], [], []
