@@ -286,7 +286,10 @@ def _loop(
     """Update, evaluate and checkpoint until solved, `updates` or `stop_after`."""
     config = run.config
     last = config.updates if stop_after is None else min(stop_after, config.updates)
-    boundary = run.snapshot()
+    # The state after the last completed update: what is saved if the run stops. The full
+    # snapshot (model and optimizer copies) is only taken when there is a checkpoint to save.
+    boundary = run.snapshot() if checkpoint_path is not None else None
+    boundary_log = run.log.to_dict()
     bar = _progress_bar(progress, config.updates, run.update)
     train_seconds = eval_seconds = 0.0
     solved = run.log.last is not None and run.log.last >= config.solved_return
@@ -306,9 +309,11 @@ def _loop(
                 solved = run.log.values[-1] >= config.solved_return
                 if log_path is not None:
                     run.log.write(log_path, plot=False)
-            boundary = run.snapshot()
-            if checkpoint_path is not None and run.update % config.checkpoint_every == 0:
-                save_checkpoint(checkpoint_path, boundary)
+            boundary_log = run.log.to_dict()
+            if checkpoint_path is not None:
+                boundary = run.snapshot()
+                if run.update % config.checkpoint_every == 0:
+                    save_checkpoint(checkpoint_path, boundary)
             if evaluated and on_evaluation is not None:
                 on_evaluation(run.env_steps, run.log.values[-1])
             if bar is not None:
@@ -324,7 +329,7 @@ def _loop(
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, boundary)
         if log_path is not None:
-            TrainLog.from_dict(boundary["log"]).write(log_path)
+            TrainLog.from_dict(boundary_log).write(log_path)
     return TrainResult(run.model, run.log, run.update, run.env_steps, solved, train_seconds,
                        eval_seconds)
 
