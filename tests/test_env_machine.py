@@ -1,7 +1,10 @@
 """The batched torch CartPole beside N spec CartPoles, driven by a Hypothesis state machine."""
 
+from unittest import TestCase
+
 import torch
 from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine
 
 from properties.env_machine import cartpole_machine
 from runtime.envs.cartpole import CartPole
@@ -17,23 +20,18 @@ def _make(reset_noise: str):
     return make
 
 
-_BOUNDED = settings(stateful_step_count=STEPS_PER_RUN)
+def _bounded(machine: type[RuleBasedStateMachine]) -> type[TestCase]:
+    """The machine's TestCase, limited to `STEPS_PER_RUN` rules per run."""
+    machine.TestCase.settings = settings(stateful_step_count=STEPS_PER_RUN)
+    return machine.TestCase
 
-TorchResetsFloat64 = cartpole_machine(_make("torch"))
-TorchResetsFloat64.TestCase.settings = _BOUNDED
-TestTorchResetsFloat64 = TorchResetsFloat64.TestCase
 
-TorchResetsFloat32 = cartpole_machine(_make("torch"), dtype=torch.float32)
-TorchResetsFloat32.TestCase.settings = _BOUNDED
-TestTorchResetsFloat32 = TorchResetsFloat32.TestCase
-
-GymnasiumResets = cartpole_machine(_make("gymnasium"), twin_resets=True)
-GymnasiumResets.TestCase.settings = _BOUNDED
-TestGymnasiumResets = GymnasiumResets.TestCase
-
-SemiImplicitSuttonBarto = cartpole_machine(
-    _make("torch"),
-    params=cartpole.Params(integrator="semi-implicit euler", sutton_barto_reward=True),
+TestTorchResetsFloat64 = _bounded(cartpole_machine(_make("torch")))
+TestTorchResetsFloat32 = _bounded(cartpole_machine(_make("torch"), dtype=torch.float32))
+TestGymnasiumResets = _bounded(cartpole_machine(_make("gymnasium"), twin_resets=True))
+TestSemiImplicitSuttonBarto = _bounded(
+    cartpole_machine(
+        _make("torch"),
+        params=cartpole.Params(integrator="semi-implicit euler", sutton_barto_reward=True),
+    )
 )
-SemiImplicitSuttonBarto.TestCase.settings = _BOUNDED
-TestSemiImplicitSuttonBarto = SemiImplicitSuttonBarto.TestCase

@@ -46,13 +46,13 @@ def test_episode_rewards_count_moves(params: gridworld.Params, actions: list[int
     """The undiscounted return is minus the moves before the last; cells stay in the grid."""
     state, obs = gridworld.reset(params, np.random.default_rng(0))
     assert obs.shape == params.observation_shape and obs.dtype == np.float32
+    low, high = gridworld.observation_bounds(params)
     total, steps = 0.0, 0
     for action in actions:
         out = gridworld.step(params, state, action)
         total, steps, state = total + out.reward, steps + 1, out.state
         assert 0 <= state.row < params.height and 0 <= state.col < params.width
         assert state.steps == steps
-        low, high = gridworld.observation_bounds(params)
         assert np.all(low <= out.observation) and np.all(out.observation <= high)
         if out.terminated:
             assert (state.row, state.col) == params.goal and out.reward == 0.0
