@@ -55,8 +55,7 @@ class GridWorld:
         self._upper = torch.tensor(
             (self.params.height - 1, self.params.width - 1), dtype=torch.int64, device=self.device
         )
-        self._cells = self._start.expand(num_envs, 2).clone()
-        self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.reset()
 
     @typechecked
     def reset(self, seed: int | None = None) -> Float[Tensor, " N *obs"]:
