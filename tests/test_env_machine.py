@@ -1,6 +1,6 @@
 """The batched torch CartPole beside N spec CartPoles, driven by a Hypothesis state machine."""
 
-from unittest import TestCase
+import unittest
 
 import torch
 from hypothesis import settings
@@ -20,7 +20,7 @@ def _make(reset_noise: str):
     return make
 
 
-def _bounded(machine: type[RuleBasedStateMachine]) -> type[TestCase]:
+def _bounded(machine: type[RuleBasedStateMachine]) -> type[unittest.TestCase]:
     """The machine's TestCase, limited to `STEPS_PER_RUN` rules per run."""
     machine.TestCase.settings = settings(stateful_step_count=STEPS_PER_RUN)
     return machine.TestCase
