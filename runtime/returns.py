@@ -446,20 +446,28 @@ def discounted_returns(
     # Chunks of one piece: every operation over a chunk stays under the grain size.
     chunk = max(1, min(n_steps, _steps(PIECE_ELEMENTS, n_envs)))
     scratch = _scratch(rewards, chunk)
-    for end in range(n_steps, 0, -chunk):
-        t = slice(max(0, end - chunk), end)
+    sizes = _sizes(n_steps, chunk)
+    chunks = zip(
+        _split(returns, sizes),
+        _split(rewards, sizes),
+        _split(next_values, sizes),
+        _split(terminated, sizes),
+        _split(truncated, sizes),
+        strict=True,
+    )
+    after = None
+    for x, r, v_next, term, trunc in reversed(list(chunks)):
         # The trace stops after a done step and after the last step; there the bootstrap
         # gamma * V(next) enters x_t = r_t + gamma * bootstrap_t, unless the step terminated.
-        rows = end - t.start
+        rows = x.shape[0]
         stops = _first(scratch.cut, rows)
-        torch.bitwise_or(_bytes(terminated[t]), _bytes(truncated[t]), out=_bytes(stops))
-        if end == n_steps:
+        torch.bitwise_or(_bytes(term), _bytes(trunc), out=_bytes(stops))
+        if after is None:
             stops[-1] = True
-        x = returns[t].copy_(next_values[t]).masked_fill_(terminated[t] | ~stops, 0.0)
-        x.mul_(gamma).add_(rewards[t])
-        after = returns[end] if end < n_steps else None
+        x.copy_(v_next).masked_fill_(term | ~stops, 0.0).mul_(gamma).add_(r)
         keep = _keep_(_bytes(stops), _first(scratch.keep_bytes, rows), _first(scratch.keep, rows))
         _discounted_scan_(x, keep, gamma, after, scratch)
+        after = x[0]
     return returns
 
 
