@@ -105,6 +105,18 @@ def assert_close(
         )
 
 
+def _tensors(
+    name: str, arrays: RolloutArrays, dtype: torch.dtype, device: str
+) -> dict[str, torch.Tensor]:
+    """The rollout's fields that `name` takes, as tensors: floats in `dtype`, flags bool."""
+    return {
+        field: torch.as_tensor(
+            getattr(arrays, field), dtype=None if field in _FLAGS else dtype, device=device
+        )
+        for field in _FIELDS[name]
+    }
+
+
 def _batched_call(
     fn: Callable[..., torch.Tensor],
     name: str,
@@ -114,13 +126,7 @@ def _batched_call(
     **scalars: float,
 ) -> np.ndarray:
     """Call a batched implementation on the rollout's fields that `name` takes."""
-    kwargs = {
-        field: torch.as_tensor(
-            getattr(arrays, field), dtype=None if field in _FLAGS else dtype, device=device
-        )
-        for field in _FIELDS[name]
-    }
-    result = fn(**kwargs, **scalars)
+    result = fn(**_tensors(name, arrays, dtype, device), **scalars)
     if result.shape != arrays.rewards.shape or result.dtype != dtype:
         raise AssertionError(
             f"{name}: expected a {dtype} result of shape {arrays.rewards.shape}, "
@@ -442,12 +448,7 @@ def rejects_mismatched_arguments(
         fault=st.sampled_from(["more steps", "more envs", "extra axis", "other dtype"]),
     )
     def prop(arrays: RolloutArrays, culprit: str, fault: str) -> None:
-        kwargs = {
-            field: torch.as_tensor(
-                getattr(arrays, field), dtype=None if field in _FLAGS else torch.float64
-            )
-            for field in fields
-        }
+        kwargs = _tensors(name, arrays, torch.float64, "cpu")
         bad = kwargs[culprit]
         if fault == "more steps":
             bad = torch.cat([bad, bad[:1]], dim=0)
