@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import spec.distributions
-from properties.returns import round_to_dtype, rtol_for
+from properties.returns import assert_close, round_to_dtype, rtol_for
 from properties.strategies.rollouts import logits
 
 __all__ = [
@@ -53,9 +53,8 @@ def _check_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, rtol: flo
     """Equal infinities, and finite entries within `rtol * (|want| + scale)`."""
     infinite = np.isinf(want)
     np.testing.assert_array_equal(got[infinite], want[infinite], f"{what}: infinite entries")
-    error = np.where(infinite, 0.0, np.abs(got - np.where(infinite, 0.0, want)))
-    bound = rtol * (np.where(infinite, 0.0, np.abs(want)) + scale)
-    assert np.all(error <= bound), f"{what}: got {got}, expected {want}"
+    finite_got, finite_want = np.where(infinite, 0.0, got), np.where(infinite, 0.0, want)
+    assert_close(finite_got, finite_want, scale=scale, rtol=rtol, what=what)
 
 
 def _entropy_scale(z: np.ndarray) -> np.ndarray:
