@@ -3,16 +3,16 @@
 `Transition` is the one record of a batched environment step; its constructor checks that the
 fields agree with each other (shapes, dtypes, device). `Contract` is `spec.contract.Contract`
 with constructors from Gymnasium spaces and environments. `check_transition` checks a whole
-batch against a contract with a handful of reductions and one host synchronisation; only when
-that fast check fails does it compute the detailed report, by running the reference predicate
-`spec.contract.violations` on a host copy, and raise `ContractViolation` with its FIRST
-violation (in the reference's order: shapes and dtypes, then environment by environment).
+batch against a contract with a handful of reductions and one host synchronisation (the fast
+check, in `runtime.extremes`); only when that fast check fails does it compute the detailed
+report, by running the reference predicate `spec.contract.violations` on a host copy, and
+raise `ContractViolation` with its FIRST violation (in the reference's order: shapes and
+dtypes, then environment by environment).
 """
 
 import dataclasses
-import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 import gymnasium
 import numpy as np
@@ -21,6 +21,7 @@ from jaxtyping import Bool, Float, Int64, Shaped
 from torch import Tensor
 
 from runtime.envs.base import BatchedEnv
+from runtime.extremes import contract_limits, to_numpy, values_valid
 from runtime.shapes import typechecked
 from spec import contract as spec_contract
 from spec.contract import FIELDS, Violation
@@ -34,8 +35,6 @@ __all__ = [
     "check_transition",
     "numpy_dtype",
 ]
-
-_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 _TORCH_TO_NUMPY = {
     torch.bool: np.dtype(np.bool_),
@@ -162,19 +161,7 @@ class Transition:
 
         CPU fields are shared, not copied; bfloat16 becomes float32.
         """
-        return spec_contract.Transition(*(_to_numpy(getattr(self, name)) for name in FIELDS))
-
-
-def _to_numpy(tensor: Tensor) -> np.ndarray:
-    """`tensor` as a NumPy array: a view of a CPU tensor, a host copy of any other.
-
-    bfloat16, which NumPy lacks, becomes float32.
-    """
-    if tensor.requires_grad:
-        tensor = tensor.detach()
-    if tensor.device.type != "cpu":
-        tensor = tensor.cpu()
-    return tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
+        return spec_contract.Transition(*(to_numpy(getattr(self, name)) for name in FIELDS))
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,57 +242,7 @@ class Contract(spec_contract.Contract):
 
 def _optional_numpy(tensor: Tensor | None) -> np.ndarray | None:
     """A host float64 copy of a bound tensor, or None."""
-    return None if tensor is None else _to_numpy(tensor).astype(np.float64)
-
-
-@dataclass(frozen=True, eq=False)
-class _Limits:
-    """A contract's value rules as closed float64 intervals, for the fast check.
-
-    With a finiteness rule, infinite bounds become +-float64 max, so that infinities fail them;
-    NaN fails every comparison. A part without any rule is None and not compared (a NaN there
-    is valid).
-    """
-
-    size: int  # entries of one observation
-    observation: tuple[np.ndarray, np.ndarray] | None  # per-entry (low, high), flattened
-    reward: tuple[float, float] | None
-
-
-@functools.lru_cache(maxsize=64)
-def _limits(contract: spec_contract.Contract) -> _Limits:
-    """The float64 intervals of `contract`, cached per contract."""
-    size = int(np.prod(contract.observation_shape))
-    observation = None
-    low, high = contract.observation_low, contract.observation_high
-    if contract.finite_observations or low is not None or high is not None:
-        finite = _FLOAT64_MAX if contract.finite_observations else np.inf
-        low = np.full(size, -np.inf) if low is None else low.reshape(size)
-        high = np.full(size, np.inf) if high is None else high.reshape(size)
-        observation = (np.maximum(low, -finite), np.minimum(high, finite))
-    reward = None
-    if contract.finite_rewards or contract.reward_range is not None:
-        finite = _FLOAT64_MAX if contract.finite_rewards else np.inf
-        reward_low, reward_high = contract.reward_range or (-np.inf, np.inf)
-        reward = (max(reward_low, -finite), min(reward_high, finite))
-    return _Limits(size, observation, reward)
-
-
-class _Extremes(NamedTuple):
-    """What the fast check needs of a batch, on the host.
-
-    Attributes:
-        observation: per-entry (minimum, maximum) over both observation fields, flattened
-            (NaN where any value is NaN), or None when observations are unconstrained.
-        reward: (minimum, maximum) of the rewards, or None when they are unconstrained.
-        action: (minimum, maximum) of the actions.
-        both_flags: whether some environment has `terminated` and `truncated` both True.
-    """
-
-    observation: tuple[np.ndarray, np.ndarray] | None
-    reward: tuple[float, float] | None
-    action: tuple[int, int]
-    both_flags: bool
+    return None if tensor is None else to_numpy(tensor).astype(np.float64)
 
 
 def _structure_matches(contract: spec_contract.Contract, observation: Tensor) -> bool:
@@ -315,103 +252,6 @@ def _structure_matches(contract: spec_contract.Contract, observation: Tensor) ->
         and tuple(observation.shape[1:]) == contract.observation_shape
         and _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     )
-
-
-def _values_valid(contract: spec_contract.Contract, transition: Transition) -> bool:
-    """The fast check of every value rule: the batch's extremes against the limits.
-
-    A valid batch is one whose extremes lie within the contract's limits, so a few reductions
-    decide, compared exactly in float64 on the host (every float16/32 value is a float64 value).
-    """
-    if transition.num_envs == 0:
-        return True
-    limits = _limits(contract)
-    if transition.device.type == "cpu":
-        extremes = _host_extremes(contract, limits, transition)
-    else:
-        extremes = _device_extremes(contract, limits, transition)
-    if extremes.both_flags:
-        return False
-    if not (extremes.action[0] >= 0 and extremes.action[1] < contract.n_actions):
-        return False
-    if extremes.reward is not None:
-        assert limits.reward is not None
-        (low, high), (minimum, maximum) = limits.reward, extremes.reward
-        if not (low <= minimum and maximum <= high):
-            return False
-    if extremes.observation is not None:
-        assert limits.observation is not None
-        (low, high), (minimum, maximum) = limits.observation, extremes.observation
-        return bool(((minimum >= low) & (maximum <= high)).all())
-    return True
-
-
-def _host_extremes(
-    contract: spec_contract.Contract, limits: _Limits, transition: Transition
-) -> _Extremes:
-    """`_Extremes` of a CPU batch, by NumPy reductions on views of the tensors (faster than
-    `torch.aminmax` for every field, measured at N = 16384 with torch 2.13)."""
-    observation = None
-    if limits.observation is not None:
-        first, second = (
-            _to_numpy(o).reshape(len(o), limits.size)
-            for o in (transition.observation, transition.next_observation)
-        )
-        observation = (
-            np.minimum(first.min(0), second.min(0)),
-            np.maximum(first.max(0), second.max(0)),
-        )
-    reward = None
-    if limits.reward is not None:
-        rewards = _to_numpy(transition.reward)
-        reward = (float(rewards.min()), float(rewards.max()))
-    actions = _to_numpy(transition.action)
-    action = (int(actions.min()), int(actions.max()))
-    both_flags = contract.exclusive_flags and bool(
-        (_to_numpy(transition.terminated) & _to_numpy(transition.truncated)).any()
-    )
-    return _Extremes(observation, reward, action, both_flags)
-
-
-_EXACT_INTEGER = 2**53
-"""Integers up to this magnitude are exact in float64."""
-
-
-def _device_extremes(
-    contract: spec_contract.Contract, limits: _Limits, transition: Transition
-) -> _Extremes:
-    """`_Extremes` of a batch on an accelerator: reductions there, one float64 transfer.
-
-    Action extremes are clamped to +-2**53 before the transfer, which keeps them exact or out
-    of any action range.
-    """
-    parts = []
-    if limits.observation is not None:
-        first, second = (
-            (o if o.is_floating_point() else o.double()).reshape(len(o), limits.size)
-            for o in (transition.observation, transition.next_observation)
-        )
-        parts += [
-            torch.minimum(first.amin(0), second.amin(0)),
-            torch.maximum(first.amax(0), second.amax(0)),
-        ]
-    if limits.reward is not None:
-        parts += [value.reshape(1) for value in torch.aminmax(transition.reward)]
-    parts += [
-        value.clamp(-_EXACT_INTEGER, _EXACT_INTEGER).reshape(1)
-        for value in torch.aminmax(transition.action)
-    ]
-    parts.append((transition.terminated & transition.truncated).any().reshape(1))
-    host = torch.cat([part.double() for part in parts]).cpu().numpy()
-    sizes = np.cumsum([part.numel() for part in parts])[:-1]
-    chunks = np.split(host, sizes)
-    observation = (chunks[0], chunks[1]) if limits.observation is not None else None
-    reward = None
-    if limits.reward is not None:
-        reward = (float(chunks[-5][0]), float(chunks[-4][0]))
-    action = (int(chunks[-3][0]), int(chunks[-2][0]))
-    both_flags = contract.exclusive_flags and bool(chunks[-1][0])
-    return _Extremes(observation, reward, action, both_flags)
 
 
 def _reject(violations: list[Violation]) -> None:
@@ -458,9 +298,7 @@ def _check_transition(
 ) -> None:
     """`check_transition` without the argument checks, for callers that built the arguments
     themselves (a session's step, whose typed boundary is `step_checked`)."""
-    if _structure_matches(contract, transition.observation) and _values_valid(
-        contract, transition
-    ):
+    if _structure_matches(contract, transition.observation) and values_valid(contract, transition):
         return
     _reject(
         _unmapped_dtype(contract, transition.observation, "observation", step)
@@ -495,20 +333,18 @@ def check_observation(
     `spec.contract.observation_violations`. Any shape is accepted: one other than `[N, *S]`
     is a contract violation.
     """
-    limits = _limits(contract).observation
+    limits = contract_limits(contract).observation
     if _structure_matches(contract, observation):
         if observation.shape[0] == 0 or limits is None:
             return
         values = observation if observation.is_floating_point() else observation.double()
         values = values.reshape(observation.shape[0], -1)
-        minimum, maximum = (
-            torch.stack((values.amin(0), values.amax(0))).cpu().double().numpy()
-        )
+        minimum, maximum = torch.stack((values.amin(0), values.amax(0))).cpu().double().numpy()
         if bool(((minimum >= limits[0]) & (maximum <= limits[1])).all()):
             return
     _reject(
         _unmapped_dtype(contract, observation, field, step)
         or spec_contract.observation_violations(
-            contract, _to_numpy(observation), field=field, step=step
+            contract, to_numpy(observation), field=field, step=step
         )
     )

@@ -189,7 +189,8 @@ def test_bfloat16_observations_are_a_dtype_violation() -> None:
     observation = torch.zeros(4, 4, dtype=torch.bfloat16)
     with pytest.raises(ContractViolation, match=r"observation\[step 0\] has dtype bfloat16"):
         check_transition(
-            cartpole_contract(), batch(observation=observation, next_observation=observation),
+            cartpole_contract(),
+            batch(observation=observation, next_observation=observation),
             step=0,
         )
 
@@ -242,9 +243,9 @@ def test_accelerator_path_agrees_with_spec(
 ) -> None:
     """The fast check's path for accelerators (reductions on the device, one transfer), run on
     the CPU: it must agree with the reference exactly as the CPU path does."""
-    import runtime.boundary
+    import runtime.extremes
 
-    monkeypatch.setattr(runtime.boundary, "_host_extremes", runtime.boundary._device_extremes)
+    monkeypatch.setattr(runtime.extremes, "_host_extremes", runtime.extremes._device_extremes)
     check_agrees_with_violations(check_transition, corruptions=(corruption,))()
 
 
