@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
+from properties.returns import round_to_dtype
 from properties.strategies.envs import action_sequences, cartpole_batches, cartpole_physics
 from runtime.envs.base import EnvStep
 from spec.envs import cartpole as spec
@@ -57,8 +58,7 @@ def _rounded(state: spec.State, dtype: torch.dtype) -> spec.State:
     """`state` with its physics rounded to `dtype` (what a copy of that dtype really holds)."""
     if dtype == torch.float64:
         return state
-    physics = state.physics().astype(np.float32).astype(np.float64)
-    return spec.State.from_physics(physics, state.steps)
+    return spec.State.from_physics(round_to_dtype(state.physics(), dtype), state.steps)
 
 
 def _near_threshold(params: spec.Params, state: spec.State, tol: float) -> bool:

@@ -34,6 +34,7 @@ from properties.cartpole import (
     check_step,
     set_states,
 )
+from properties.returns import round_to_dtype
 from properties.strategies.envs import MAX_BATCH, action_sequences, cartpole_states
 from spec.envs import cartpole as spec
 
@@ -160,7 +161,7 @@ def cartpole_machine(
             """The listed copies hold exactly their twins' reset states, rounded to `dtype`."""
             copies = self._copies()
             for i in envs:
-                want = torch.tensor(self.twins[i].physics(), dtype=dtype).double().numpy()
+                want = round_to_dtype(self.twins[i].physics(), dtype)
                 assert np.array_equal(copies[i].physics(), want), (
                     f"env {i} reset to {copies[i].physics()}, its Gymnasium-seeded twin to {want}"
                 )
