@@ -88,6 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     from runtime.ppo.checkpoint import CheckpointError, load_checkpoint
     from runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig, preset
     from runtime.ppo.train import train
+    from runtime.ppo.trainlog import plot_path
 
     overrides = {
         field.name: getattr(args, field.name)
@@ -136,7 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"average greedy return {last}"
         )
         if log_path is not None:
-            print(f"training log: {log_path} (plot: {log_path.with_suffix('.png')})")
+            print(f"training log: {log_path} (plot: {plot_path(log_path)})")
         if args.checkpoint is not None:
             print(f"checkpoint: {args.checkpoint}")
     return 0
