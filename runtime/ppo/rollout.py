@@ -73,8 +73,8 @@ class Rollout:
                 f"{first.dtype} of observations, got {tuple(following.shape)} and "
                 f"{following.dtype}"
             )
-        per_step = {name: getattr(self, name) for name in _PER_STEP}
-        for name, value in per_step.items():
+        for name in _PER_STEP:
+            value = getattr(self, name)
             if value.dim() != 2:
                 raise ValueError(
                     f"Rollout.{name} must have shape [T, N] = [{horizon}, {num_envs}], "
