@@ -114,7 +114,7 @@ def _maker(kind: str):
 
 def test_property_sessions_truncate_and_terminate() -> None:
     """The sessions the properties use produce both kinds of episode end."""
-    with make_session("torch", num_envs=4, make_kwargs={"max_episode_steps": TIME_LIMIT}) as s:
+    with _maker("torch")(4) as s:
         s.reset(seed=0)
         rollout = collect(s, lambda obs: (torch.zeros(len(obs), 2), obs[:, 0]), 3 * TIME_LIMIT,
                           generator=torch.Generator().manual_seed(0))
