@@ -18,6 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from properties.strategies.rollouts import discounts
 from runtime.boundary import check_transition
 from runtime.ppo.model import ActorCritic
 from runtime.ppo.rollout import Rollout, to_training_batch
@@ -79,7 +80,6 @@ def _rollout_with_policy(collect: Collect, make_session: MakeSession, horizon: i
 _horizons = st.integers(1, MAX_HORIZON)
 _envs = st.integers(1, MAX_ENVS)
 _seeds = st.integers(0, 2**31 - 1)
-_discounts = st.floats(0.0, 1.0)
 
 
 def _reduce_examples(test: Callable[[], None]) -> Callable[[], None]:
@@ -178,7 +178,7 @@ def batch_matches_spec_gae(
     equals `spec.returns.gae` / `spec.returns.lambda_returns` on column n of the rollout.
     """
 
-    @given(horizon=_horizons, num_envs=_envs, seed=_seeds, gamma=_discounts, lam=_discounts)
+    @given(horizon=_horizons, num_envs=_envs, seed=_seeds, gamma=discounts(), lam=discounts())
     def test(horizon: int, num_envs: int, seed: int, gamma: float, lam: float) -> None:
         session, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
         session.close()
