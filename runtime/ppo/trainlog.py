@@ -6,6 +6,7 @@ The JSON is `{"title", "steps", "series": [{"name": "avg_return", "values", "col
 atomically (temporary file + `os.replace`), so a reader never sees half a log.
 """
 
+import io
 import json
 import math
 import os
@@ -108,10 +109,9 @@ class TrainLog:
         axes.set_title(self.title)
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        path = Path(path)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_path(log_path: str | os.PathLike[str]) -> Path:
