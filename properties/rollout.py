@@ -60,15 +60,9 @@ def _random_policy(session: object, seed: int) -> ActorCritic:
 
 
 def _rollout(collect: Collect, make_session: MakeSession, horizon: int, num_envs: int,
-             seed: int) -> tuple[object, Rollout]:
-    """A fresh session of `num_envs`, reset with `seed`, and a rollout of `horizon` steps."""
-    session, _, rollout = _rollout_with_policy(collect, make_session, horizon, num_envs, seed)
-    return session, rollout
-
-
-def _rollout_with_policy(collect: Collect, make_session: MakeSession, horizon: int,
-                         num_envs: int, seed: int) -> tuple[object, ActorCritic, Rollout]:
-    """`_rollout`, also returning the policy that collected it."""
+             seed: int) -> tuple[object, ActorCritic, Rollout]:
+    """A fresh session of `num_envs` reset with `seed`, a random policy, and the rollout of
+    `horizon` steps it collected."""
     session = make_session(num_envs)
     session.reset(seed=seed)
     policy = _random_policy(session, seed)
@@ -93,7 +87,7 @@ def rollout_has_fixed_horizon(collect: Collect, make_session: MakeSession) -> Ca
 
     @given(horizon=_horizons, num_envs=_envs, seed=_seeds)
     def test(horizon: int, num_envs: int, seed: int) -> None:
-        session, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
+        session, _, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
         session.close()
         assert isinstance(rollout, Rollout)
         assert (rollout.horizon, rollout.num_envs) == (horizon, num_envs)
@@ -116,9 +110,7 @@ def rollout_records_policy_outputs(
 
     @given(horizon=_horizons, num_envs=_envs, seed=_seeds)
     def test(horizon: int, num_envs: int, seed: int) -> None:
-        session, policy, rollout = _rollout_with_policy(
-            collect, make_session, horizon, num_envs, seed
-        )
+        session, policy, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
         session.close()
         flat = horizon * num_envs
         with torch.no_grad():
@@ -151,7 +143,7 @@ def rollout_transitions_satisfy_contract(
 
     @given(horizon=_horizons, num_envs=_envs, seed=_seeds)
     def test(horizon: int, num_envs: int, seed: int) -> None:
-        session, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
+        session, _, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
         contract = session.contract
         session.close()
         for t in range(horizon):
@@ -180,7 +172,7 @@ def batch_matches_spec_gae(
 
     @given(horizon=_horizons, num_envs=_envs, seed=_seeds, gamma=discounts(), lam=discounts())
     def test(horizon: int, num_envs: int, seed: int, gamma: float, lam: float) -> None:
-        session, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
+        session, _, rollout = _rollout(collect, make_session, horizon, num_envs, seed)
         session.close()
         batch = to_batch(rollout, gamma=gamma, lam=lam, normalize=False)
         advantages = batch.advantages.reshape(horizon, num_envs).double().cpu().numpy()
