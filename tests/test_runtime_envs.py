@@ -300,3 +300,14 @@ def test_compiled_step_matches_the_eager_step() -> None:
         done_seen += int((got.terminated | got.truncated).sum())
     assert compiled.compiled, "the compiled step fell back to eager"
     assert done_seen > n, "the episodes should have ended and reset several times"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_get_state_returns_copies(dtype: torch.dtype) -> None:
+    env = CartPole(3, dtype=dtype, seed=0)
+    physics, steps = env.get_state()
+    physics += 1.0
+    steps += 7
+    physics_now, steps_now = env.get_state()
+    assert torch.equal(steps_now, torch.zeros(3, dtype=torch.int64))
+    assert not torch.equal(physics_now, physics)

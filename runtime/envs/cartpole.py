@@ -180,7 +180,7 @@ class CartPole:
     @typechecked
     def get_state(self) -> tuple[Physics, StepCounts]:
         """Copies of the physics `[N, 4]` (x, x_dot, theta, theta_dot) and step counts `[N]`."""
-        return self._physics.t().clone(), self._steps.to(torch.int64)
+        return self._physics.t().clone(), self._steps.to(torch.int64, copy=True)
 
     @typechecked
     def set_state(self, physics: Physics, steps: StepCounts) -> None:
