@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
-from runtime.envs.cartpole import CartPole
+from checked_rl.runtime.envs.cartpole import CartPole
 
 SIZES = (1, 64, 1024, 16384)
 STEPS = {1: 3000, 64: 3000, 1024: 1000, 16384: 200}  # timed steps per repeat

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from runtime.returns import gae
+from checked_rl.runtime.returns import gae
 
 SHAPES = [(128, 8), (128, 1024), (2048, 64), (1024, 4096)]
 """The `[T, N]` sizes timed: two small, two large."""

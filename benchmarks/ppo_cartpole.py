@@ -24,10 +24,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from runtime.ppo.config import preset
-from runtime.ppo.evaluate import evaluate
-from runtime.ppo.train import train
-from runtime.sessions import make_session
+from checked_rl.runtime.ppo.config import preset
+from checked_rl.runtime.ppo.evaluate import evaluate
+from checked_rl.runtime.ppo.train import train
+from checked_rl.runtime.sessions import make_session
 
 OURS = preset("default")
 EVAL_INTERVAL = OURS.batch_size * OURS.eval_every

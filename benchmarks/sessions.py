@@ -29,9 +29,9 @@ import gymnasium
 import numpy as np
 import torch
 
-from runtime.boundary import check_transition
-from runtime.sessions import CheckedSession, make_session
-from runtime.sessions import base as sessions_base
+from checked_rl.runtime.contract import check_transition
+from checked_rl.runtime.sessions import CheckedSession, make_session
+from checked_rl.runtime.sessions import base as sessions_base
 
 ENV_ID = "CartPole-v1"
 GYM_ENVS = 16

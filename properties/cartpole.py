@@ -21,10 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from properties.returns import round_to_dtype
-from properties.strategies.envs import action_sequences, cartpole_batches, cartpole_physics
-from runtime.envs.base import EnvStep
-from spec.envs import cartpole as spec
+from checked_rl.properties.returns import round_to_dtype
+from checked_rl.properties.strategies.envs import (
+    action_sequences,
+    cartpole_batches,
+    cartpole_physics,
+)
+from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.spec.envs import cartpole as spec
 
 FLOAT64_STEP_TOL = 1e-12  # one float64 step: a few units in the last place of values below 10
 FLOAT32_STEP_TOL = 1e-5  # one float32 step from a float32 state, relative and absolute

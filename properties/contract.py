@@ -3,11 +3,11 @@
 Each factory takes the implementation under test and returns a zero-argument Hypothesis test:
 
     test_spec_finds_faults = violations_find_injected_faults(spec.contract.violations)
-    test_check_agrees = check_agrees_with_violations(runtime.boundary.check_transition)
+    test_check_agrees = check_agrees_with_violations(runtime.contract.check_transition)
 
-A batched check is any `check(contract, transition, *, step)` over `runtime.boundary.Transition`
+A batched check is any `check(contract, transition, *, step)` over `runtime.contract.Transition`
 that returns None for a valid batch and raises an exception with a `violations` attribute (such
-as `runtime.boundary.ContractViolation`) for an invalid one.
+as `runtime.contract.ContractViolation`) for an invalid one.
 """
 
 from collections.abc import Callable, Sequence
@@ -19,15 +19,15 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from properties.strategies.transitions import (
+from checked_rl.properties.strategies.transitions import (
     CORRUPTIONS,
     MAX_ENVS,
     VALUE_CORRUPTIONS,
     Corruption,
     contract_cases,
 )
-from runtime.boundary import Transition
-from spec import contract as spec_contract
+from checked_rl.runtime.contract import Transition
+from checked_rl.spec import contract as spec_contract
 
 __all__ = [
     "MAX_STEP",

@@ -19,9 +19,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import spec.distributions
-from properties.returns import assert_close, round_to_dtype, rtol_for
-from properties.strategies.rollouts import logits
+from checked_rl.properties.returns import assert_close, round_to_dtype, rtol_for
+from checked_rl.properties.strategies.rollouts import logits
+from checked_rl.spec import distributions as spec_distributions
 
 __all__ = [
     "SAMPLE_GRID",
@@ -71,7 +71,7 @@ def _logits_fn_matches_spec(
 ) -> Callable[[], None]:
     """The property "batched `fn(logits)` agrees with `spec.distributions.<name>` to within
     `rtol * (|want| + scale(logits))`"."""
-    reference = getattr(spec.distributions, name)
+    reference = getattr(spec_distributions, name)
 
     @given(z=logits(impossible=True))
     def prop(z: np.ndarray) -> None:
@@ -109,7 +109,7 @@ def log_prob_matches_spec(
         got = log_prob(
             torch.as_tensor(z, dtype=dtype, device=device), torch.as_tensor(actions, device=device)
         )
-        want = spec.distributions.log_prob(z, actions)
+        want = spec_distributions.log_prob(z, actions)
         _check_close(
             got.cpu().double().numpy(), want, _row_scale(z)[:, 0], rtol_for(dtype), "log_prob"
         )
@@ -139,7 +139,7 @@ def greedy_matches_spec(
     def prop(z: np.ndarray) -> None:
         z = round_to_dtype(z, dtype)
         got = greedy(torch.as_tensor(z, dtype=dtype, device=device)).cpu().numpy()
-        np.testing.assert_array_equal(got, spec.distributions.greedy(z))
+        np.testing.assert_array_equal(got, spec_distributions.greedy(z))
 
     return prop
 
@@ -174,7 +174,7 @@ def sample_matches_spec(
             torch.as_tensor(z, dtype=dtype, device=device),
             torch.as_tensor(u, dtype=dtype, device=device),
         )
-        np.testing.assert_array_equal(got.cpu().numpy(), spec.distributions.sample(z, u))
+        np.testing.assert_array_equal(got.cpu().numpy(), spec_distributions.sample(z, u))
 
     return prop
 
@@ -191,7 +191,7 @@ def sample_draws_each_action_with_its_probability(
         grid = (np.arange(SAMPLE_GRID) + 0.5) / SAMPLE_GRID
         drawn = sample(np.repeat(z, SAMPLE_GRID, axis=0), grid)
         counts = np.bincount(drawn, minlength=z.shape[1])
-        expected = SAMPLE_GRID * spec.distributions.softmax(z)[0]
+        expected = SAMPLE_GRID * spec_distributions.softmax(z)[0]
         assert np.all(np.abs(counts - expected) <= 1.0 + 1e-9), (
             f"counts {counts} for probabilities {expected / SAMPLE_GRID}"
         )

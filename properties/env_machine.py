@@ -27,16 +27,16 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from properties.cartpole import (
+from checked_rl.properties.cartpole import (
     FLOAT32_STEP_TOL,
     FLOAT64_TRAJECTORY_TOL,
     StatefulCartPole,
     check_step,
     set_states,
 )
-from properties.returns import round_to_dtype
-from properties.strategies.envs import MAX_BATCH, action_sequences, cartpole_states
-from spec.envs import cartpole as spec
+from checked_rl.properties.returns import round_to_dtype
+from checked_rl.properties.strategies.envs import MAX_BATCH, action_sequences, cartpole_states
+from checked_rl.spec.envs import cartpole as spec
 
 SEEDS = st.integers(0, 2**31 - 1)
 

@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from properties.strategies.envs import MAX_BATCH, action_sequences, gridworld_params
-from properties.strategies.envs import gridworld_states as states_of
-from runtime.envs.base import EnvStep
-from spec.envs import gridworld as spec
-from spec.mdp import TabularMDP
+from checked_rl.properties.strategies.envs import MAX_BATCH, action_sequences, gridworld_params
+from checked_rl.properties.strategies.envs import gridworld_states as states_of
+from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.spec.envs import gridworld as spec
+from checked_rl.spec.mdp import TabularMDP
 
 
 class StatefulGridWorld(Protocol):

@@ -23,8 +23,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.strategies.rollouts import policies, tabular_mdps, value_vectors
-from spec.mdp import TabularMDP
+from checked_rl.properties.strategies.rollouts import policies, tabular_mdps, value_vectors
+from checked_rl.spec.mdp import TabularMDP
 
 __all__ = [
     "MAX_SOLVE_GAMMA",

@@ -23,10 +23,10 @@ import torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-import spec.ppo
-from properties.returns import _message_names, round_to_dtype, rtol_for
-from properties.strategies.rollouts import PPOMinibatch, ppo_minibatches
-from spec.distributions import log_prob
+from checked_rl.properties.returns import _message_names, round_to_dtype, rtol_for
+from checked_rl.properties.strategies.rollouts import PPOMinibatch, ppo_minibatches
+from checked_rl.spec import ppo as spec_ppo
+from checked_rl.spec.distributions import log_prob
 
 __all__ = [
     "FD_STEP",
@@ -63,8 +63,8 @@ def _settings(batch: PPOMinibatch) -> dict[str, object]:
     )
 
 
-def _spec_loss(batch: PPOMinibatch) -> tuple[float, spec.ppo.PPOStats]:
-    return spec.ppo.ppo_loss(
+def _spec_loss(batch: PPOMinibatch) -> tuple[float, spec_ppo.PPOStats]:
+    return spec_ppo.ppo_loss(
         logits=batch.logits,
         actions=batch.actions,
         old_log_probs=batch.old_log_probs,

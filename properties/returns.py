@@ -25,8 +25,8 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import spec.returns
-from properties.strategies.rollouts import RolloutArrays, discounts, rollouts
+from checked_rl.properties.strategies.rollouts import RolloutArrays, discounts, rollouts
+from checked_rl.spec import returns as spec_returns
 
 __all__ = [
     "FLOAT32_RTOL",
@@ -137,7 +137,7 @@ def _batched_call(
 
 def _spec_columns(name: str, arrays: RolloutArrays, **scalars: float) -> np.ndarray:
     """The spec function `name` applied to every column, stacked back to `[T, N]`."""
-    reference = getattr(spec.returns, name)
+    reference = getattr(spec_returns, name)
     columns = [
         reference(**{field: getattr(arrays, field)[:, n] for field in _FIELDS[name]}, **scalars)
         for n in range(arrays.rewards.shape[1])
@@ -210,7 +210,7 @@ def normalize_matches_spec(
     def prop(arrays: RolloutArrays) -> None:
         advantages = _rounded(arrays, dtype).rewards
         got = normalize_advantages(torch.as_tensor(advantages, dtype=dtype, device=device))
-        want = spec.returns.normalize_advantages(advantages)
+        want = spec_returns.normalize_advantages(advantages)
         # Entries are (a - mean) / (std + eps): the rounding scales with |a| + |mean| over std.
         scale = (np.abs(advantages) + abs(advantages.mean())) / (advantages.std() + 1e-8)
         assert_close(
@@ -409,14 +409,14 @@ def normalized_advantages_are_standardized(
             # A constant batch maps to zeros, up to the rounding of its mean: |a - mean| is at
             # most size * eps_64 * max|a|, which the denominator's epsilon divides.
             rounding = advantages.size * np.finfo(np.float64).eps * np.max(np.abs(advantages))
-            bound = rounding / spec.returns.NORMALIZE_EPS
+            bound = rounding / spec_returns.NORMALIZE_EPS
             assert np.max(np.abs(z)) <= bound, f"constant batch maps to {z!r}, not zeros"
             return
         # Cancellation in a - mean loses about eps * max|a| / std of relative precision; below
         # about 1e-154 the squares underflow and std is 0 for a batch that is not constant.
         assume(std > 1e-6 * np.max(np.abs(advantages)))
         assert abs(z.mean()) <= NORMALIZE_TOL, f"mean {z.mean()!r} is not 0"
-        expected_std = std / (std + spec.returns.NORMALIZE_EPS)
+        expected_std = std / (std + spec_returns.NORMALIZE_EPS)
         assert abs(z.std() - expected_std) <= NORMALIZE_TOL, (
             f"std {z.std()!r}, expected {expected_std!r}"
         )

@@ -18,11 +18,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from properties.strategies.rollouts import discounts
-from runtime.boundary import check_transition
-from runtime.ppo.model import ActorCritic
-from runtime.ppo.rollout import Rollout, to_training_batch
-from spec import returns as spec_returns
+from checked_rl.properties.strategies.rollouts import discounts
+from checked_rl.runtime.contract import check_transition
+from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.rollout import Rollout, to_training_batch
+from checked_rl.spec import returns as spec_returns
 
 __all__ = [
     "GAE_TOLERANCE",

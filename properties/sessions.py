@@ -23,9 +23,9 @@ from hypothesis.stateful import (
 )
 from torch import Tensor
 
-from runtime.boundary import ContractViolation, Transition
-from runtime.sessions.base import CheckedSession, SessionStateError
-from spec.contract import FIELDS
+from checked_rl.runtime.contract import ContractViolation, Transition
+from checked_rl.runtime.sessions.base import CheckedSession, SessionStateError
+from checked_rl.spec.contract import FIELDS
 
 __all__ = ["MAX_BURST", "SEEDS", "session_machine", "sessions_agree_machine"]
 

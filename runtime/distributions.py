@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from runtime.shapes import typechecked
+from checked_rl.runtime.shapes import typechecked
 
 __all__ = [
     "Actions",

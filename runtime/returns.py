@@ -60,8 +60,8 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from runtime.shapes import typechecked
-from spec.returns import NORMALIZE_EPS, _check_discount
+from checked_rl.runtime.shapes import typechecked
+from checked_rl.spec.returns import NORMALIZE_EPS, _check_discount
 
 __all__ = [
     "CHUNK_ELEMENTS",

@@ -30,7 +30,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     Subtracting the largest logit `m` first keeps every `exp` in `(0, 1]`, so nothing
     overflows; an impossible action (`z_a = -inf`) gets `-inf`.
 
-    >>> log_softmax(np.array([0.0, 0.0]))  # log(1/2) = -0.693147...
+    >>> log_softmax(np.array([0.0, 0.0])).round(6)  # log(1/2) = -0.693147...
     array([-0.693147, -0.693147])
     """
     z = _logits(logits)
@@ -50,7 +50,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def log_prob(logits: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """`log pi(a)` of the given actions: `actions` has the batch shape `[...]` of `logits`.
 
-    >>> log_prob(np.array([[0.0, np.log(3.0)]]), np.array([1]))  # log(3/4) = -0.287682
+    >>> log_prob(np.array([[0.0, np.log(3.0)]]), np.array([1])).round(6)  # log(3/4) = -0.287682
     array([-0.287682])
     """
     logp = log_softmax(logits)
@@ -72,7 +72,7 @@ def entropy(logits: np.ndarray) -> np.ndarray:
 
     A fair coin has entropy `log 2 = 0.693147`, a sure action 0:
 
-    >>> entropy(np.array([[0.0, 0.0], [0.0, -np.inf]]))
+    >>> entropy(np.array([[0.0, 0.0], [0.0, -np.inf]])).round(6)
     array([0.693147, 0.      ])
     """
     logp = log_softmax(logits)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spec.returns import _check_discount
+from checked_rl.spec.returns import _check_discount
 
 __all__ = [
     "TabularMDP",
@@ -164,7 +164,7 @@ def policy_evaluation(mdp: TabularMDP, pi: np.ndarray, gamma: float) -> np.ndarr
 
     The uniform policy in `stay_or_go()`: `v_0 = 0.5 (0 + 0.5 v_0) + 0.5 * 1`, so `v_0 = 2/3`.
 
-    >>> policy_evaluation(stay_or_go(), np.full((2, 2), 0.5), gamma=0.5)
+    >>> policy_evaluation(stay_or_go(), np.full((2, 2), 0.5), gamma=0.5).round(6)
     array([0.666667, 0.      ])
     """
     policy = _check_policy(mdp, pi)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spec.distributions import entropy, log_prob
+from checked_rl.spec.distributions import entropy, log_prob
 
 __all__ = [
     "PPOStats",
@@ -106,7 +106,7 @@ def entropy_bonus(logits: np.ndarray) -> float:
 
     Source: Schulman et al. 2017, eq. 9 (the `c_2 S[pi](s_t)` term).
 
-    >>> entropy_bonus(np.array([[0.0, 0.0], [0.0, -np.inf]]))  # (log 2 + 0) / 2
+    >>> round(entropy_bonus(np.array([[0.0, 0.0], [0.0, -np.inf]])), 6)  # (log 2 + 0) / 2
     0.346574
     """
     return float(np.mean(entropy(logits)))
@@ -121,7 +121,7 @@ def approx_kl(new_log_probs: np.ndarray, old_log_probs: np.ndarray) -> float:
     Worked example: `r = 0.5` gives `-0.5 + log 2 = 0.193147`, `r = 1.5` gives
     `0.5 - log 1.5 = 0.094535`; the mean is 0.143841.
 
-    >>> approx_kl(np.log([0.5, 1.5]), np.zeros(2))
+    >>> round(approx_kl(np.log([0.5, 1.5]), np.zeros(2)), 6)
     0.143841
     """
     new, old = _same_shape(new_log_probs=new_log_probs, old_log_probs=old_log_probs)

@@ -17,10 +17,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from properties.sessions import session_machine, sessions_agree_machine
-from runtime.gymnasium.client import BridgeError, SubprocessSession
-from runtime.gymnasium.processes import ServerPool
-from runtime.gymnasium.protocol import (
+from checked_rl.properties.sessions import session_machine, sessions_agree_machine
+from checked_rl.runtime.bridge import BridgeError
+from checked_rl.runtime.bridge.processes import SERVER_COMMAND, ServerPool
+from checked_rl.runtime.bridge.protocol import (
     MAGIC,
     MAX_FRAME_BYTES,
     PREFIX,
@@ -30,10 +30,11 @@ from runtime.gymnasium.protocol import (
     decode_prefix,
     encode_frame,
 )
-from runtime.gymnasium.server import EXIT_BAD_FRAME
-from runtime.sessions import make_session
-from spec.contract import FIELDS
-from spec.envs import cartpole
+from checked_rl.runtime.bridge.server import EXIT_BAD_FRAME
+from checked_rl.runtime.sessions import make_session
+from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
+from checked_rl.spec.contract import FIELDS
+from checked_rl.spec.envs import cartpole
 from tests.faulty_envs import assert_gone
 
 TIMEOUT = 10.0
@@ -145,7 +146,7 @@ def test_malformed_bodies_are_refused_with_a_reason(frame, message):
 def run_server(data: bytes, env_id: str = "CartPole-v1") -> tuple[list[tuple[dict, dict]], int]:
     """Feed `data` to a fresh server's stdin (then close it); return its replies and exit code."""
     completed = subprocess.run(
-        [sys.executable, "-m", "runtime.gymnasium.server", "--env-id", env_id, "--num-envs", "2"],
+        [*SERVER_COMMAND, "--env-id", env_id, "--num-envs", "2"],
         input=data,
         capture_output=True,
         timeout=TIMEOUT,
@@ -342,7 +343,7 @@ def test_a_server_keeps_stdout_prints_off_the_channel():
         encode_frame({"cmd": "close"}),
     ]
     completed = subprocess.run(
-        [sys.executable, "-m", "runtime.gymnasium.server", *arguments, json.dumps({})],
+        [*SERVER_COMMAND, *arguments, json.dumps({})],
         input=b"".join(requests),
         capture_output=True,
         timeout=TIMEOUT,

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from runtime.cli import main
-from runtime.cli.check_env import check_session
-from runtime.sessions import make_session
+from checked_rl.runtime.cli import main
+from checked_rl.runtime.cli.check_env import check_session
+from checked_rl.runtime.sessions import make_session
 
 COMMAND_TIMEOUT = 60
 STEPS = 60
@@ -20,9 +20,9 @@ NUM_ENVS = 3
 
 
 def check_env(*arguments: str) -> subprocess.CompletedProcess:
-    """Run `python -m runtime.cli check-env ARGUMENTS` and return the completed process."""
+    """Run `python -m checked_rl.runtime.cli check-env ARGUMENTS`; return the completed process."""
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "check-env", *arguments],
+        [sys.executable, "-m", "checked_rl.runtime.cli", "check-env", *arguments],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.cli import main
-from runtime.ppo.checkpoint import load_checkpoint
+from checked_rl.runtime.cli import main
+from checked_rl.runtime.ppo.checkpoint import load_checkpoint
 
-COMMAND = [sys.executable, "-m", "runtime.cli"]
+COMMAND = [sys.executable, "-m", "checked_rl.runtime.cli"]
 TINY = ["--num-envs", "2", "--horizon", "8", "--hidden", "8", "--eval-episodes", "2",
         "--eval-max-steps", "20", "--quiet"]
 REPOSITORY = Path(__file__).resolve().parents[1]

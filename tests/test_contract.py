@@ -5,23 +5,23 @@ import numpy as np
 import pytest
 import torch
 
-from properties.contract import (
+from checked_rl.properties.contract import (
     box_samples_obey_derived_contract,
     check_agrees_with_violations,
     observation_check_agrees_with_reference,
     violation_messages_name_the_fault,
     violations_find_injected_faults,
 )
-from properties.strategies.transitions import CORRUPTIONS
-from runtime.boundary import (
+from checked_rl.properties.strategies.transitions import CORRUPTIONS
+from checked_rl.runtime.contract import (
     Contract,
     ContractViolation,
     Transition,
     check_observation,
     check_transition,
 )
-from spec import contract as spec_contract
-from spec.envs import cartpole, gridworld
+from checked_rl.spec import contract as spec_contract
+from checked_rl.spec.envs import cartpole, gridworld
 
 test_spec_violations_find_injected_faults = violations_find_injected_faults(
     spec_contract.violations
@@ -243,16 +243,17 @@ def test_accelerator_path_agrees_with_spec(
 ) -> None:
     """The fast check's path for accelerators (reductions on the device, one transfer), run on
     the CPU: it must agree with the reference exactly as the CPU path does."""
-    import runtime.extremes
+    from checked_rl.runtime.contract import extremes
 
-    monkeypatch.setattr(runtime.extremes, "_host_extremes", runtime.extremes._device_extremes)
+    monkeypatch.setattr(extremes, "_host_extremes", extremes._device_extremes)
     check_agrees_with_violations(check_transition, corruptions=(corruption,))()
 
 
 def test_check_transition_names_a_wrong_argument() -> None:
-    with pytest.raises(TypeError, match=r"transition must be a runtime\.boundary\.Transition"):
+    expected = r"transition must be a checked_rl\.runtime\.contract\.Transition"
+    with pytest.raises(TypeError, match=expected):
         check_transition(cartpole_contract(), batch().numpy())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"contract must be a spec\.contract\.Contract"):
+    with pytest.raises(TypeError, match=r"contract must be a checked_rl\.spec\.contract\.Contract"):
         check_transition({"n_actions": 2}, batch())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="step must be an int or None, got '3'"):
         check_transition(cartpole_contract(), batch(), step="3")  # type: ignore[arg-type]

@@ -6,9 +6,9 @@ import torch
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine
 
-from properties.env_machine import cartpole_machine
-from runtime.envs.cartpole import CartPole
-from spec.envs import cartpole
+from checked_rl.properties.env_machine import cartpole_machine
+from checked_rl.runtime.envs.cartpole import CartPole
+from checked_rl.spec.envs import cartpole
 
 STEPS_PER_RUN = 25  # rules per generated run: enough to cross several episodes
 

@@ -20,10 +20,10 @@ import threading
 import pytest
 import torch
 
-from runtime.boundary import ContractViolation
-from runtime.gymnasium.client import BridgeError
-from runtime.sessions import EnvironmentStepError, SessionStateError, make_session
-from spec.contract import FIELDS
+from checked_rl.runtime.contract import ContractViolation
+from checked_rl.runtime.sessions import EnvironmentStepError, SessionStateError, make_session
+from checked_rl.runtime.sessions.subprocess_envs import BridgeError
+from checked_rl.spec.contract import FIELDS
 from tests.faulty_envs import EXIT_CODE, assert_gone
 
 FAULT_TIMEOUT = 2.0
@@ -192,7 +192,7 @@ def test_an_interrupt_during_a_read_kills_the_servers():
 
 CLIENT_THAT_DIES = """
 import json, os
-from runtime.gymnasium.processes import ServerPool
+from checked_rl.runtime.bridge.processes import ServerPool
 pool = ServerPool("CartPole-v1", 2, 2, "{}", timeout=30)
 pool.request("describe")
 print(json.dumps(pool.pids), flush=True)

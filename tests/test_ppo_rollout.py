@@ -5,16 +5,16 @@ import dataclasses
 import pytest
 import torch
 
-from properties.rollout import (
+from checked_rl.properties.rollout import (
     batch_matches_spec_gae,
     rollout_has_fixed_horizon,
     rollout_records_policy_outputs,
     rollout_transitions_satisfy_contract,
 )
-from runtime import returns
-from runtime.ppo.collect import collect
-from runtime.ppo.rollout import Rollout, to_training_batch
-from runtime.sessions import make_session
+from checked_rl.runtime import returns
+from checked_rl.runtime.ppo.collect import collect
+from checked_rl.runtime.ppo.rollout import Rollout, to_training_batch
+from checked_rl.runtime.sessions import make_session
 
 T, N, OBS = 5, 3, 4
 

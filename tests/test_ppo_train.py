@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from runtime.ppo.config import PRESETS, PPOConfig, field_docs, preset
-from runtime.ppo.evaluate import evaluate
-from runtime.ppo.model import ActorCritic
-from runtime.ppo.train import train
-from runtime.ppo.trainlog import TrainLog, plot_path
-from runtime.sessions import make_session
+from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from checked_rl.runtime.ppo.config import PRESETS, PPOConfig, field_docs, preset
+from checked_rl.runtime.ppo.evaluate import evaluate
+from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.train import train
+from checked_rl.runtime.ppo.trainlog import TrainLog, plot_path
+from checked_rl.runtime.sessions import make_session
 
 TINY = PPOConfig(
     seed=3,

@@ -9,12 +9,12 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from properties import cartpole as cartpole_properties
-from properties import gridworld as gridworld_properties
-from runtime.envs.cartpole import CartPole
-from runtime.envs.gridworld import GridWorld
-from runtime.shapes import TypeCheckError
-from spec.envs import cartpole, gridworld
+from checked_rl.properties import cartpole as cartpole_properties
+from checked_rl.properties import gridworld as gridworld_properties
+from checked_rl.runtime.envs.cartpole import CartPole
+from checked_rl.runtime.envs.gridworld import GridWorld
+from checked_rl.runtime.shapes import TypeCheckError
+from checked_rl.spec.envs import cartpole, gridworld
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SEEDS = st.integers(0, 2**31 - 1)

@@ -4,20 +4,20 @@ right; bad arguments are rejected with the argument's name."""
 import pytest
 import torch
 
-from properties.distributions import (
+from checked_rl.properties.distributions import (
     entropy_matches_spec,
     greedy_matches_spec,
     log_prob_matches_spec,
     log_softmax_matches_spec,
     sample_matches_spec,
 )
-from properties.ppo import (
+from checked_rl.properties.ppo import (
     ppo_gradient_matches_finite_differences,
     ppo_loss_matches_spec,
     ppo_loss_rejects_mismatched_arguments,
 )
-from runtime import distributions
-from runtime.ppo import loss
+from checked_rl.runtime import distributions
+from checked_rl.runtime.ppo import loss
 
 test_log_softmax_matches_spec_float64 = log_softmax_matches_spec(distributions.log_softmax)
 test_log_softmax_matches_spec_float32 = log_softmax_matches_spec(

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from properties.returns import (
+from checked_rl.properties.returns import (
     discounted_returns_match_spec,
     gae_is_discounted_sum_of_residuals,
     gae_lam_one_is_monte_carlo_minus_values,
@@ -16,7 +16,7 @@ from properties.returns import (
     td_residuals_match_spec,
     truncation_bootstraps_termination_does_not,
 )
-from runtime import returns
+from checked_rl.runtime import returns
 
 test_gae_matches_spec_float64 = gae_matches_spec(returns.gae)
 test_gae_matches_spec_float32 = gae_matches_spec(returns.gae, dtype=torch.float32)

@@ -9,20 +9,20 @@ import torch
 from hypothesis import settings
 
 import tests.faulty_envs
-from properties.sessions import session_machine, sessions_agree_machine
-from runtime.boundary import ContractViolation
-from runtime.sessions import (
+from checked_rl.properties.sessions import session_machine, sessions_agree_machine
+from checked_rl.runtime.contract import ContractViolation
+from checked_rl.runtime.sessions import (
     KINDS,
     CheckedSession,
     EnvironmentStepError,
     SessionStateError,
     make_session,
 )
-from runtime.sessions.gymnasium import GymnasiumSession
-from runtime.sessions.spec import SpecSession
-from runtime.sessions.torch import TorchSession
-from spec.envs import cartpole, gridworld
-from spec.envs.base import Environment, Step
+from checked_rl.runtime.sessions.batched_envs import TorchSession
+from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
+from checked_rl.runtime.sessions.spec_envs import SpecSession
+from checked_rl.spec.envs import cartpole, gridworld
+from checked_rl.spec.envs.base import Environment, Step
 
 NUM_ENVS = 3
 EPISODE_LIMIT = 30  # short enough for truncations, long enough for terminations

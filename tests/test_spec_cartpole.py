@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec.envs import cartpole
+from checked_rl.spec.envs import cartpole
 
 VARIANTS = [
     cartpole.Params(),

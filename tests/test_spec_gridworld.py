@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from properties.gridworld import (
+from checked_rl.properties.gridworld import (
     VALUE_TOL,
     exact_values_match,
     optimality_operator_laws,
@@ -13,9 +13,13 @@ from properties.gridworld import (
     tabular_matches_step,
     value_iteration_converges,
 )
-from properties.strategies.envs import action_sequences, gridworld_layouts, gridworld_params
-from spec import mdp
-from spec.envs import gridworld
+from checked_rl.properties.strategies.envs import (
+    action_sequences,
+    gridworld_layouts,
+    gridworld_params,
+)
+from checked_rl.spec import mdp
+from checked_rl.spec.envs import gridworld
 
 test_tabular_view_matches_step = tabular_matches_step(gridworld.tabular)
 test_linear_solve_gives_shortest_path_values = exact_values_match(mdp.policy_evaluation)

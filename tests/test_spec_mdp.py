@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from properties.mdp import (
+from checked_rl.properties.mdp import (
     greedy_policy_of_optimal_values_is_optimal,
     optimal_values_dominate_every_policy,
     optimality_operator_is_monotone_contraction,
@@ -11,7 +11,7 @@ from properties.mdp import (
     policy_operator_is_monotone_contraction,
     value_iteration_converges_within_gamma_power,
 )
-from spec import mdp
+from checked_rl.spec import mdp
 
 test_policy_operator_is_monotone_contraction = policy_operator_is_monotone_contraction(
     mdp.bellman_policy_operator

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from properties.distributions import (
+from checked_rl.properties.distributions import (
     entropy_is_bounded,
     log_softmax_is_normalized,
     sample_draws_each_action_with_its_probability,
 )
-from properties.ppo import (
+from checked_rl.properties.ppo import (
     approx_kl_is_nonnegative,
     clipped_surrogate_is_pessimistic,
     clipped_value_loss_bounds_unclipped,
 )
-from spec import distributions, ppo
+from checked_rl.spec import distributions, ppo
 
 test_log_softmax_is_normalized = log_softmax_is_normalized(distributions.log_softmax)
 test_entropy_is_bounded = entropy_is_bounded(distributions.entropy)

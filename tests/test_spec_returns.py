@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from properties.returns import (
+from checked_rl.properties.returns import (
     gae_is_discounted_sum_of_residuals,
     gae_lam_one_is_monte_carlo_minus_values,
     gae_lam_zero_is_td_residual,
@@ -11,7 +11,7 @@ from properties.returns import (
     normalized_advantages_are_standardized,
     truncation_bootstraps_termination_does_not,
 )
-from spec import returns
+from checked_rl.spec import returns
 
 test_lam_one_is_monte_carlo_minus_values = gae_lam_one_is_monte_carlo_minus_values(
     returns.gae, returns.discounted_returns

@@ -4,6 +4,6 @@ Sizes are bounded by named constants in each submodule; floats are finite unless
 about special values.
 """
 
-from properties.strategies.envs import *  # noqa: F403
-from properties.strategies.rollouts import *  # noqa: F403
-from properties.strategies.transitions import *  # noqa: F403
+from checked_rl.properties.strategies.envs import *  # noqa: F403
+from checked_rl.properties.strategies.rollouts import *  # noqa: F403
+from checked_rl.properties.strategies.transitions import *  # noqa: F403

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.envs import cartpole, gridworld
+from checked_rl.spec.envs import cartpole, gridworld
 
 __all__ = [
     "CARTPOLE_MAX_SPEED",

@@ -18,8 +18,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spec.distributions import log_prob
-from spec.mdp import TabularMDP
+from checked_rl.spec.distributions import log_prob
+from checked_rl.spec.mdp import TabularMDP
 
 __all__ = [
     "LOGITS_MAX_BATCH",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.contract import Contract, Transition
+from checked_rl.spec.contract import Contract, Transition
 
 __all__ = [
     "CORRUPTIONS",

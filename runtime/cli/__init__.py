@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("runtime.cli.check_env", "runtime.cli.train")
+SUBCOMMAND_MODULES = ("checked_rl.runtime.cli.check_env", "checked_rl.runtime.cli.train")
 
 
 class CLIError(Exception):

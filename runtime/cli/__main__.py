@@ -1,7 +1,7 @@
-"""`python -m runtime.cli` runs the `checked-rl` command."""
+"""`python -m checked_rl.runtime.cli` runs the `checked-rl` command."""
 
 import sys
 
-from runtime.cli import main
+from checked_rl.runtime.cli import main
 
 sys.exit(main())

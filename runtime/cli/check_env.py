@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import gymnasium
 import torch
 
-from runtime.boundary import ContractViolation, Transition
-from runtime.cli import CLIError
-from runtime.gymnasium.client import DEFAULT_TIMEOUT, BridgeError
-from runtime.sessions import CheckedSession, EnvironmentStepError, make_session
+from checked_rl.runtime.cli import CLIError
+from checked_rl.runtime.contract import ContractViolation, Transition
+from checked_rl.runtime.sessions import CheckedSession, EnvironmentStepError, make_session
+from checked_rl.runtime.sessions.subprocess_envs import DEFAULT_TIMEOUT, BridgeError
 
 __all__ = ["MAX_VIOLATIONS", "CheckReport", "check_session", "register"]
 

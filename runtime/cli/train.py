@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from runtime.cli import CLIError
+from checked_rl.runtime.cli import CLIError
 
 __all__ = ["register"]
 
@@ -24,7 +24,13 @@ LOG_OFF = "off"
 
 def register(subparsers: Any) -> None:
     """Add the `train` and `eval` subcommands."""
-    from runtime.ppo.config import DEFAULT_ENV_ID, PRESETS, SESSION_KINDS, PPOConfig, field_docs
+    from checked_rl.runtime.ppo.config import (
+        DEFAULT_ENV_ID,
+        PRESETS,
+        SESSION_KINDS,
+        PPOConfig,
+        field_docs,
+    )
 
     kinds = ", ".join(SESSION_KINDS)
     train = subparsers.add_parser(
@@ -85,10 +91,10 @@ def register(subparsers: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `checked-rl train`."""
-    from runtime.ppo.checkpoint import CheckpointError, load_checkpoint
-    from runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig, preset
-    from runtime.ppo.train import train
-    from runtime.ppo.trainlog import plot_path
+    from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
+    from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig, preset
+    from checked_rl.runtime.ppo.train import train
+    from checked_rl.runtime.ppo.trainlog import plot_path
 
     overrides = {
         field.name: getattr(args, field.name)
@@ -145,11 +151,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Handler of `checked-rl eval`."""
-    from runtime.ppo.checkpoint import CheckpointError, load_checkpoint
-    from runtime.ppo.config import PPOConfig
-    from runtime.ppo.evaluate import evaluate
-    from runtime.ppo.model import ActorCritic
-    from runtime.sessions import make_session
+    from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
+    from checked_rl.runtime.ppo.config import PPOConfig
+    from checked_rl.runtime.ppo.evaluate import evaluate
+    from checked_rl.runtime.ppo.model import ActorCritic
+    from checked_rl.runtime.sessions import make_session
 
     if args.episodes < 1:
         raise CLIError(f"--episodes must be a positive integer, got {args.episodes}")
@@ -177,7 +183,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _session_kind(name: str) -> str:
     """`name` if it is a session kind, else a one-line error."""
-    from runtime.ppo.config import SESSION_KINDS
+    from checked_rl.runtime.ppo.config import SESSION_KINDS
 
     if name not in SESSION_KINDS:
         raise CLIError(f"--env must be one of {', '.join(SESSION_KINDS)}, got {name!r}")

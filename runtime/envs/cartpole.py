@@ -38,9 +38,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from runtime.envs.base import EnvStep, check_actions, checked_device
-from runtime.shapes import typechecked
-from spec.envs import cartpole as spec
+from checked_rl.runtime.envs.base import EnvStep, check_actions, checked_device
+from checked_rl.runtime.shapes import typechecked
+from checked_rl.spec.envs import cartpole as spec
 
 ResetNoise = Literal["torch", "gymnasium"]
 RESET_NOISES: tuple[ResetNoise, ...] = ("torch", "gymnasium")

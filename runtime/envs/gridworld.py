@@ -11,9 +11,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from runtime.envs.base import EnvStep, check_actions, checked_device
-from runtime.shapes import typechecked
-from spec.envs import gridworld as spec
+from checked_rl.runtime.envs.base import EnvStep, check_actions, checked_device
+from checked_rl.runtime.shapes import typechecked
+from checked_rl.spec.envs import gridworld as spec
 
 Cells = Int[Tensor, "N 2"]
 StepCounts = Int[Tensor, " N"]

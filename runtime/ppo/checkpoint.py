@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from runtime.ppo.trainlog import atomic_write_bytes
+from checked_rl.runtime.ppo.trainlog import atomic_write_bytes
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 

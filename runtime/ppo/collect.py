@@ -8,10 +8,10 @@ sessions. Every transition has passed the session's contract before it is stored
 import torch
 from torch import Tensor
 
-from runtime import distributions
-from runtime.ppo.model import Policy
-from runtime.ppo.rollout import Rollout
-from runtime.sessions.base import CheckedSession
+from checked_rl.runtime import distributions
+from checked_rl.runtime.ppo.model import Policy
+from checked_rl.runtime.ppo.rollout import Rollout
+from checked_rl.runtime.sessions.base import CheckedSession
 
 __all__ = ["collect"]
 

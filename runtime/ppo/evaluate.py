@@ -8,9 +8,9 @@ later episodes are ignored). Episodes longer than `max_steps` are cut there.
 import torch
 from torch import Tensor
 
-from runtime import distributions
-from runtime.ppo.model import Policy
-from runtime.sessions.base import CheckedSession
+from checked_rl.runtime import distributions
+from checked_rl.runtime.ppo.model import Policy
+from checked_rl.runtime.sessions.base import CheckedSession
 
 __all__ = ["ANY_ACTIVE_CHECK_EVERY", "evaluate"]
 

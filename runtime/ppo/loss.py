@@ -12,8 +12,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from runtime.distributions import Actions, Logits, PerSample, entropy, log_prob
-from runtime.shapes import typechecked
+from checked_rl.runtime.distributions import Actions, Logits, PerSample, entropy, log_prob
+from checked_rl.runtime.shapes import typechecked
 
 __all__ = [
     "PPOStats",

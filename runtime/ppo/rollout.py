@@ -11,9 +11,9 @@ import torch
 from jaxtyping import Bool, Float, Int, Shaped
 from torch import Tensor
 
-from runtime import returns
-from runtime.boundary import Transition
-from runtime.shapes import typechecked
+from checked_rl.runtime import returns
+from checked_rl.runtime.contract import Transition
+from checked_rl.runtime.shapes import typechecked
 
 __all__ = ["Rollout", "TrainingBatch", "to_training_batch"]
 

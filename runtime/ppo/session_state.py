@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from runtime.sessions.base import CheckedSession
-from runtime.sessions.spec import SpecSession
-from runtime.sessions.torch import TorchSession
+from checked_rl.runtime.sessions.base import CheckedSession
+from checked_rl.runtime.sessions.batched_envs import TorchSession
+from checked_rl.runtime.sessions.spec_envs import SpecSession
 
 __all__ = ["restore_session_state", "session_state"]
 

@@ -25,21 +25,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from runtime.ppo.checkpoint import (
+from checked_rl.runtime.ppo.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from runtime.ppo.collect import collect
-from runtime.ppo.config import DEFAULT_ENV_ID, SESSION_KINDS, PPOConfig
-from runtime.ppo.evaluate import evaluate
-from runtime.ppo.loss import ppo_loss
-from runtime.ppo.model import ActorCritic
-from runtime.ppo.rollout import TrainingBatch, to_training_batch
-from runtime.ppo.session_state import restore_session_state, session_state
-from runtime.ppo.trainlog import TrainLog
-from runtime.sessions import make_session
+from checked_rl.runtime.ppo.collect import collect
+from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, SESSION_KINDS, PPOConfig
+from checked_rl.runtime.ppo.evaluate import evaluate
+from checked_rl.runtime.ppo.loss import ppo_loss
+from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.rollout import TrainingBatch, to_training_batch
+from checked_rl.runtime.ppo.session_state import restore_session_state, session_state
+from checked_rl.runtime.ppo.trainlog import TrainLog
+from checked_rl.runtime.sessions import make_session
 
 __all__ = ["TrainResult", "optimise", "train"]
 

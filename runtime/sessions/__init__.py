@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from runtime.sessions.base import (
+from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     SessionStateError,
@@ -35,12 +35,15 @@ __all__ = [
 KINDS = ("spec", "torch", "gymnasium", "gymnasium-subprocess")
 """The session kinds `make_session` builds."""
 
-SPEC_ENVIRONMENTS = {"CartPole-v1": "spec.envs.cartpole", "GridWorld-v0": "spec.envs.gridworld"}
+SPEC_ENVIRONMENTS = {
+    "CartPole-v1": "checked_rl.spec.envs.cartpole",
+    "GridWorld-v0": "checked_rl.spec.envs.gridworld",
+}
 """Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
 
 TORCH_ENVIRONMENTS = {
-    "CartPole-v1": "runtime.envs.cartpole:CartPole",
-    "GridWorld-v0": "runtime.envs.gridworld:GridWorld",
+    "CartPole-v1": "checked_rl.runtime.envs.cartpole:CartPole",
+    "GridWorld-v0": "checked_rl.runtime.envs.gridworld:GridWorld",
 }
 """Environment ids of the torch sessions: `module:class` of the batched environment, whose
 constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""
@@ -83,13 +86,12 @@ def make_session(
     make_kwargs = dict(make_kwargs or {})
     if kind not in KINDS:
         raise ValueError(f"make_session: kind must be one of {list(KINDS)}, got {kind!r}")
-    # Not `torch.device(...)`: importing runtime.sessions.torch rebinds `torch` in this package.
     if kind in ("spec", "gymnasium") and str(device).split(":")[0] != "cpu":
         raise ValueError(f"make_session: {kind!r} sessions run on the CPU, got device={device}")
     if dtype is not None and kind != "torch":
         options.setdefault("reward_dtype", dtype)
     if kind == "spec":
-        from runtime.sessions.spec import SpecSession
+        from checked_rl.runtime.sessions.spec_envs import SpecSession
 
         module = importlib.import_module(_registered(SPEC_ENVIRONMENTS, kind, env_id))
         params, rest = _split_params(module.Params, make_kwargs)
@@ -101,7 +103,7 @@ def make_session(
         env = module.environment(params)
         session: CheckedSession = SpecSession(env, num_envs, **options)
     elif kind == "torch":
-        from runtime.sessions.torch import TorchSession
+        from checked_rl.runtime.sessions.batched_envs import TorchSession
 
         module_name, class_name = _registered(TORCH_ENVIRONMENTS, kind, env_id).split(":")
         env_class = getattr(importlib.import_module(module_name), class_name)
@@ -112,11 +114,11 @@ def make_session(
         env = env_class(num_envs, params, device=device, **rest)
         session = TorchSession(env, **options)
     elif kind == "gymnasium":
-        from runtime.sessions.gymnasium import GymnasiumSession
+        from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
 
         session = GymnasiumSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
     else:
-        from runtime.gymnasium.client import SubprocessSession
+        from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
 
         session = SubprocessSession(
             env_id, num_envs=num_envs, make_kwargs=make_kwargs, device=device, **options

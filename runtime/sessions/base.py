@@ -22,13 +22,16 @@ import torch
 from jaxtyping import Integer, Shaped
 from torch import Tensor
 
-from runtime.boundary import Contract, ContractViolation, Transition, check_observation
-
-# `check_transition` without its argument type checks, which `step_checked` already makes.
-from runtime.boundary import _check_transition as check_transition
-from runtime.envs.base import EnvStep
-from runtime.shapes import TypeCheckError
-from spec.contract import Violation
+from checked_rl.runtime.contract import (
+    Contract,
+    ContractViolation,
+    Transition,
+    check_observation,
+    check_transition,
+)
+from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.runtime.shapes import TypeCheckError
+from checked_rl.spec.contract import Violation
 
 __all__ = [
     "CheckedSession",

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from spec.envs.base import Environment, Step
+from checked_rl.spec.envs.base import Environment, Step
 
 Integrator = Literal["euler", "semi-implicit euler"]
 

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from spec.envs.base import Environment, Step
-from spec.mdp import TabularMDP
+from checked_rl.spec.envs.base import Environment, Step
+from checked_rl.spec.mdp import TabularMDP
 
 Encoding = Literal["one_hot", "coordinates"]
 ENCODINGS: tuple[Encoding, ...] = ("one_hot", "coordinates")

@@ -1,13 +1,11 @@
-"""The trust boundary in torch: checked transition records and the contract on whole batches.
+"""The contract on whole batches in torch: `Contract`, `check_transition`, `check_observation`.
 
-`Transition` is the one record of a batched environment step; its constructor checks that the
-fields agree with each other (shapes, dtypes, device). `Contract` is `spec.contract.Contract`
-with constructors from Gymnasium spaces and environments. `check_transition` checks a whole
-batch against a contract with a handful of reductions and one host synchronisation (the fast
-check, in `runtime.extremes`); only when that fast check fails does it compute the detailed
-report, by running the reference predicate `spec.contract.violations` on a host copy, and
-raise `ContractViolation` with its FIRST violation (in the reference's order: shapes and
-dtypes, then environment by environment).
+`Contract` is `spec.contract.Contract` with constructors from Gymnasium spaces and
+environments. `check_transition` checks a whole batch against a contract with a handful of
+reductions and one host synchronisation (the fast check, in `runtime.contract.extremes`); only
+when that fast check fails does it compute the detailed report, by running the reference
+predicate `spec.contract.violations` on a host copy, and raise `ContractViolation` with its
+FIRST violation (in the reference's order: shapes and dtypes, then environment by environment).
 """
 
 import dataclasses
@@ -17,151 +15,24 @@ from typing import Any, Self
 import gymnasium
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, Int64, Shaped
+from jaxtyping import Shaped
 from torch import Tensor
 
-from runtime.envs.base import BatchedEnv
-from runtime.extremes import contract_limits, to_numpy, values_valid
-from runtime.shapes import typechecked
-from spec import contract as spec_contract
-from spec.contract import FIELDS, Violation
-from spec.envs.base import Environment
+from checked_rl.runtime.contract.extremes import contract_limits, values_valid
+from checked_rl.runtime.contract.records import (
+    TORCH_TO_NUMPY,
+    ContractViolation,
+    Transition,
+    numpy_dtype,
+    to_numpy,
+)
+from checked_rl.runtime.envs.base import BatchedEnv
+from checked_rl.runtime.shapes import typechecked
+from checked_rl.spec import contract as spec_contract
+from checked_rl.spec.contract import Violation
+from checked_rl.spec.envs.base import Environment
 
-__all__ = [
-    "Contract",
-    "ContractViolation",
-    "Transition",
-    "check_observation",
-    "check_transition",
-    "numpy_dtype",
-]
-
-_TORCH_TO_NUMPY = {
-    torch.bool: np.dtype(np.bool_),
-    torch.uint8: np.dtype(np.uint8),
-    torch.int8: np.dtype(np.int8),
-    torch.int16: np.dtype(np.int16),
-    torch.int32: np.dtype(np.int32),
-    torch.int64: np.dtype(np.int64),
-    torch.float16: np.dtype(np.float16),
-    torch.float32: np.dtype(np.float32),
-    torch.float64: np.dtype(np.float64),
-}
-
-
-def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
-    """The NumPy dtype of a torch dtype (bool, integers, float16/32/64)."""
-    if dtype not in _TORCH_TO_NUMPY:
-        raise ValueError(
-            f"numpy_dtype: expected one of {sorted(map(str, _TORCH_TO_NUMPY))}, got {dtype}"
-        )
-    return _TORCH_TO_NUMPY[dtype]
-
-
-class ContractViolation(ValueError):
-    """A transition broke its contract; the message is that of the first violation.
-
-    Attributes:
-        violations: every violation found, in the reference order (the first is the message).
-    """
-
-    def __init__(self, violations: list[Violation]) -> None:
-        if not violations:
-            raise ValueError("ContractViolation needs at least one violation")
-        self.violations = tuple(violations)
-        super().__init__(self.violations[0].message)
-
-    @property
-    def violation(self) -> Violation:
-        """The first violation: its `field`, `env`, `step`, `entry`, `value` and `bound`."""
-        return self.violations[0]
-
-
-@dataclass(frozen=True, eq=False)
-class Transition:
-    """One batched environment step: the record a checked session returns.
-
-    Built only through its constructor, which checks that every field is a tensor on one
-    device, that `observation` and `next_observation` have the same shape `[N, *S]` and dtype,
-    and that `action` (int64), `reward` (floating), `terminated` and `truncated` (bool) have
-    shape `[N]`; it raises `ValueError` naming the field otherwise. Whether the values obey an
-    environment's contract is `check_transition`'s job.
-    """
-
-    observation: Shaped[Tensor, " N *obs"]
-    action: Int64[Tensor, " N"]
-    reward: Float[Tensor, " N"]
-    next_observation: Shaped[Tensor, " N *obs"]
-    terminated: Bool[Tensor, " N"]
-    truncated: Bool[Tensor, " N"]
-
-    def __post_init__(self) -> None:
-        for name in FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, Tensor):
-                raise ValueError(
-                    f"Transition: {name} must be a torch.Tensor, got {type(value).__name__}"
-                )
-        observation = self.observation
-        if observation.ndim < 1:
-            raise ValueError(
-                f"Transition: observation must have shape [N, *S], got {tuple(observation.shape)}"
-            )
-        n = observation.shape[0]
-        expected = {"observation": observation.shape, "next_observation": observation.shape}
-        required = {
-            "next_observation": (observation.dtype, "the dtype of observation"),
-            "action": (torch.int64, "torch.int64"),
-            "terminated": (torch.bool, "torch.bool"),
-            "truncated": (torch.bool, "torch.bool"),
-        }
-        for name in FIELDS:
-            value = getattr(self, name)
-            shape = expected.get(name, torch.Size([n]))
-            if value.shape != shape:
-                raise ValueError(
-                    f"Transition: {name} must have shape {tuple(shape)} (N = {n} from "
-                    f"observation), got {tuple(value.shape)}"
-                )
-            if value.device != observation.device:
-                raise ValueError(
-                    f"Transition: every field must be on {observation.device} (the device of "
-                    f"observation), got {name} on {value.device}"
-                )
-            if name in required and value.dtype != required[name][0]:
-                raise ValueError(
-                    f"Transition: {name} must have dtype {required[name][1]}, got {value.dtype}"
-                )
-        if not self.reward.is_floating_point():
-            raise ValueError(
-                f"Transition: reward must have a floating dtype, got {self.reward.dtype}"
-            )
-
-    @property
-    def num_envs(self) -> int:
-        """The batch size N."""
-        return self.observation.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        """The device of every field."""
-        return self.observation.device
-
-    @property
-    def done(self) -> Bool[Tensor, " N"]:
-        """`terminated | truncated`: where an episode ended at this step."""
-        return self.terminated | self.truncated
-
-    def to(self, device: torch.device | str) -> "Transition":
-        """The same record on `device`."""
-        return Transition(*(getattr(self, name).to(device) for name in FIELDS))
-
-    def numpy(self) -> spec_contract.Transition:
-        """The record as the reference's `spec.contract.Transition` of host arrays.
-
-        CPU fields are shared, not copied; bfloat16 becomes float32.
-        """
-        return spec_contract.Transition(*(to_numpy(getattr(self, name)) for name in FIELDS))
+__all__ = ["Contract", "check_observation", "check_transition"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +121,7 @@ def _structure_matches(contract: spec_contract.Contract, observation: Tensor) ->
     return (
         observation.ndim >= 1
         and tuple(observation.shape[1:]) == contract.observation_shape
-        and _TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
+        and TORCH_TO_NUMPY.get(observation.dtype) == contract.observation_dtype
     )
 
 
@@ -279,25 +150,17 @@ def check_transition(
         transition: the batch, one transition per environment.
         step: the step index, for the message.
     """
-    for name, value, expected in (
-        ("contract", contract, spec_contract.Contract),
-        ("transition", transition, Transition),
+    for name, value, expected, public_name in (
+        ("contract", contract, spec_contract.Contract, "checked_rl.spec.contract.Contract"),
+        ("transition", transition, Transition, "checked_rl.runtime.contract.Transition"),
     ):
         if not isinstance(value, expected):
             raise TypeError(
-                f"check_transition: {name} must be a {expected.__module__}.{expected.__name__}, "
+                f"check_transition: {name} must be a {public_name}, "
                 f"got {type(value).__name__}"
             )
     if step is not None and not isinstance(step, int):
         raise TypeError(f"check_transition: step must be an int or None, got {step!r}")
-    _check_transition(contract, transition, step=step)
-
-
-def _check_transition(
-    contract: spec_contract.Contract, transition: Transition, *, step: int | None = None
-) -> None:
-    """`check_transition` without the argument checks, for callers that built the arguments
-    themselves (a session's step, whose typed boundary is `step_checked`)."""
     if _structure_matches(contract, transition.observation) and values_valid(contract, transition):
         return
     _reject(
@@ -313,7 +176,7 @@ def _unmapped_dtype(
 
     The host copy turns such observations into float32, so the reference cannot see it.
     """
-    if observation.dtype in _TORCH_TO_NUMPY:
+    if observation.dtype in TORCH_TO_NUMPY:
         return []
     dtype = str(observation.dtype).removeprefix("torch.")
     return [Violation("dtype", field, None, step, None, dtype, str(contract.observation_dtype))]

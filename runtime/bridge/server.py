@@ -1,9 +1,9 @@
 """The bridge's server: K Gymnasium environments behind a framed pipe.
 
-    python -m runtime.gymnasium.server --env-id CartPole-v1 --num-envs 4 --make-kwargs '{}'
+    python -m checked_rl.runtime.bridge.server --env-id CartPole-v1 --num-envs 4 --make-kwargs '{}'
 
 The server reads requests from its standard input and writes replies to its standard output,
-in the frames of `runtime.gymnasium.protocol`. Simulators print: an environment that writes to
+in the frames of `runtime.bridge.protocol`. Simulators print: an environment that writes to
 file descriptor 1 (Python `print`, or C code calling `printf`) must not corrupt the channel. So
 the first thing the server does is to keep private duplicates of descriptors 0 and 1 for the
 protocol and point descriptor 1 at standard error and descriptor 0 at `/dev/null`; whatever an
@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import gymnasium as gym
 import numpy as np
 
-from runtime.gymnasium.protocol import (
+from checked_rl.runtime.bridge.protocol import (
     COMMANDS,
     PREFIX,
     ProtocolError,
@@ -292,7 +292,7 @@ def serve(
                 raise ProtocolError("bad frame: stream ended after the prefix")
             header, arrays = decode_body(prefix, body)
         except ProtocolError as error:
-            print(f"runtime.gymnasium.server: {error}", file=sys.stderr)
+            print(f"checked_rl.runtime.bridge.server: {error}", file=sys.stderr)
             channel_out.write(error_reply(str(error), "protocol"))
             return EXIT_BAD_FRAME
         if server is None:
@@ -308,7 +308,7 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, make the environments and serve; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m runtime.gymnasium.server")
+    parser = argparse.ArgumentParser(prog="python -m checked_rl.runtime.bridge.server")
     parser.add_argument("--env-id", required=True, help="Gymnasium id, also module:Name-vN")
     parser.add_argument("--num-envs", type=int, default=1, help="environments on this server")
     parser.add_argument("--make-kwargs", default="{}", help="JSON object of gymnasium.make kwargs")
@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = GymServer(args.env_id, args.num_envs, make_kwargs)
     except Exception as error:
         make_error = f"could not make {args.env_id!r}: {type(error).__name__}: {error}"
-        print(f"runtime.gymnasium.server: {make_error}", file=sys.stderr)
+        print(f"checked_rl.runtime.bridge.server: {make_error}", file=sys.stderr)
     try:
         return serve(server, make_error, channel_in, channel_out)
     except (BrokenPipeError, KeyboardInterrupt):

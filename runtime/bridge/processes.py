@@ -1,17 +1,16 @@
 """The bridge's processes: starting servers, talking to them with deadlines, killing them.
 
-A `ServerPool` starts `python -m runtime.gymnasium.server` processes with the same Python and
-an environment that can import this package (our `sys.path` on `PYTHONPATH`), in their own
-session so that a Ctrl-C in a terminal reaches only the client, which then kills them. It sends
-a request to every server, then reads every reply, so servers work in parallel. Every read and
-write waits on a selector with a deadline, never in a blocking call without one. A thread per
-server keeps the last lines of its stderr. A server that crashes, hangs, exits or sends garbage
-becomes a `BridgeError` carrying its exit code and that stderr tail, and every server is killed.
-Processes never outlive the pool: `close` stops them, a finaliser kills them if the caller
-forgets `close`, and an interrupt (`KeyboardInterrupt`) during a read kills them before it
-propagates. Servers also exit on their own when their standard input closes, so a client killed
-outright leaves nothing behind either.
-"""
+A `ServerPool` starts `python -m checked_rl.runtime.bridge.server` processes with the same Python
+and an environment that can import this package (our `sys.path` on `PYTHONPATH`), in their own
+session so that a Ctrl-C in a terminal reaches only the client, which then kills them. It sends a
+request to every server, then reads every reply, so servers work in parallel. Every read and write
+waits on a selector with a deadline, never in a blocking call without one. A thread per server keeps
+the last lines of its stderr. A server that crashes, hangs, exits or sends garbage becomes a
+`BridgeError` carrying its exit code and that stderr tail, and every server is killed. Processes
+never outlive the pool: `close` stops them, a finaliser kills them if the caller forgets `close`,
+and an interrupt (`KeyboardInterrupt`) during a read kills them before it propagates. Servers also
+exit on their own when their standard input closes, so a client killed outright leaves nothing
+behind either. """
 
 import collections
 import os
@@ -26,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from runtime.gymnasium.protocol import (
+from checked_rl.runtime.bridge.protocol import (
     PREFIX,
     Message,
     ProtocolError,
@@ -63,7 +62,7 @@ SHUTDOWN_GRACE = 2.0
 READ_CHUNK = 1 << 16
 """Bytes asked for in one read of a server's output."""
 
-SERVER_COMMAND = (sys.executable, "-m", "runtime.gymnasium.server")
+SERVER_COMMAND = (sys.executable, "-m", "checked_rl.runtime.bridge.server")
 """The server program: this very Python, running the server module."""
 
 
@@ -239,7 +238,7 @@ class ServerPool:
         num_servers: how many processes share them (at most N).
         make_kwargs_json: a JSON object of keyword arguments for `gymnasium.make`.
         server_command: the server program, before its arguments (default: this Python running
-            `runtime.gymnasium.server`).
+            `runtime.bridge.server`).
         timeout: seconds any single request may take before its server counts as hung.
     """
 

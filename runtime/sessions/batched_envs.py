@@ -7,9 +7,9 @@ refusal after a violation. Seeding follows the environment (copy i with `seed + 
 
 from torch import Tensor
 
-from runtime.boundary import Contract
-from runtime.envs.base import BatchedEnv, EnvStep
-from runtime.sessions.base import CheckedSession, EnvironmentStepError
+from checked_rl.runtime.contract import Contract
+from checked_rl.runtime.envs.base import BatchedEnv, EnvStep
+from checked_rl.runtime.sessions.base import CheckedSession, EnvironmentStepError
 
 __all__ = ["TorchSession"]
 

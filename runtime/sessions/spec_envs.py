@@ -12,15 +12,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from runtime.boundary import Contract
-from runtime.envs.base import EnvStep
-from runtime.sessions.base import (
+from checked_rl.runtime.contract import Contract
+from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     host_env_step,
     stack_observations,
 )
-from spec.envs.base import Environment
+from checked_rl.spec.envs.base import Environment
 
 __all__ = ["SpecSession"]
 

@@ -1,7 +1,7 @@
 """The bridge's client: `SubprocessSession`, a checked session over Gymnasium servers.
 
-N environments are spread over a `ServerPool` of `python -m runtime.gymnasium.server`
-processes (see `runtime.gymnasium.processes` for how they are started, timed out and killed).
+N environments are spread over a `ServerPool` of `python -m checked_rl.runtime.bridge.server`
+processes (see `runtime.bridge.processes` for how they are started, timed out and killed).
 The servers step and auto-reset; this side turns their replies into tensors and exceptions and
 checks every transition against the contract, like every other checked session.
 """
@@ -15,18 +15,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from runtime.boundary import Contract, ContractViolation
-from runtime.envs.base import EnvStep
-from runtime.gymnasium.processes import (
+from checked_rl.runtime.bridge.processes import (
     DEFAULT_STARTUP_TIMEOUT,
     DEFAULT_TIMEOUT,
     BridgeError,
     ServerPool,
     ServerProcess,
 )
-from runtime.gymnasium.protocol import Message
-from runtime.sessions.base import CheckedSession, EnvironmentStepError
-from spec.contract import Violation
+from checked_rl.runtime.bridge.protocol import Message
+from checked_rl.runtime.contract import Contract, ContractViolation
+from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.runtime.sessions.base import CheckedSession, EnvironmentStepError
+from checked_rl.spec.contract import Violation
 
 __all__ = ["DEFAULT_TIMEOUT", "BridgeError", "SubprocessSession", "space_from_description"]
 

@@ -15,15 +15,15 @@ import gymnasium
 import torch
 from torch import Tensor
 
-from runtime.boundary import Contract, ContractViolation
-from runtime.envs.base import EnvStep
-from runtime.sessions.base import (
+from checked_rl.runtime.contract import Contract, ContractViolation
+from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     host_env_step,
     stack_observations,
 )
-from spec.contract import Violation
+from checked_rl.spec.contract import Violation
 
 __all__ = ["GymnasiumSession"]
 
