@@ -43,7 +43,7 @@ SB3_ENVS, SB3_STEPS = 8, 32
 
 def ours(seed: int) -> tuple[bool, int, float]:
     """(solved, environment steps, training seconds) of the default preset."""
-    result = train(preset("default", seed=seed), env="torch")
+    result = train(preset("default", seed=seed), kind="torch")
     return result.solved, result.env_steps, result.train_seconds
 
 

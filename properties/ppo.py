@@ -56,8 +56,8 @@ _FLOAT_FIELDS = ("logits", "old_log_probs", "advantages", "values", "returns", "
 
 def _settings(batch: PPOMinibatch) -> dict[str, object]:
     return dict(
-        clip_eps=batch.clip_eps,
-        value_clip_eps=batch.value_clip_eps,
+        clip_coef=batch.clip_coef,
+        value_clip_coef=batch.value_clip_coef,
         value_coef=batch.value_coef,
         entropy_coef=batch.entropy_coef,
     )
@@ -92,17 +92,17 @@ def _rounded(batch: PPOMinibatch, dtype: torch.dtype) -> PPOMinibatch:
 def _ratio_margin(batch: PPOMinibatch) -> float:
     """The smallest distance of a ratio from the clip boundaries `1 +- eps`."""
     ratio = np.exp(log_prob(batch.logits, batch.actions) - batch.old_log_probs)
-    return float(np.min(np.abs(np.abs(ratio - 1.0) - batch.clip_eps)))
+    return float(np.min(np.abs(np.abs(ratio - 1.0) - batch.clip_coef)))
 
 
 def _value_margin(batch: PPOMinibatch) -> float:
     """The smallest distance from a kink of the (clipped) value loss; infinite when unclipped."""
-    if batch.value_clip_eps is None:
+    if batch.value_clip_coef is None:
         return float("inf")
     step = batch.values - batch.old_values
-    clipped = batch.old_values + np.clip(step, -batch.value_clip_eps, batch.value_clip_eps)
+    clipped = batch.old_values + np.clip(step, -batch.value_clip_coef, batch.value_clip_coef)
     switch = np.abs((batch.values - batch.returns) ** 2 - (clipped - batch.returns) ** 2)
-    boundary = np.abs(np.abs(step) - batch.value_clip_eps)
+    boundary = np.abs(np.abs(step) - batch.value_clip_coef)
     return float(min(np.min(switch), np.min(boundary)))
 
 
@@ -124,8 +124,8 @@ def ppo_loss_matches_spec(
             values=np.zeros(3),
             returns=np.zeros(3),
             old_values=np.zeros(3),
-            clip_eps=0.5,
-            value_clip_eps=None,
+            clip_coef=0.5,
+            value_clip_coef=None,
             value_coef=0.0,
             entropy_coef=0.0,
         )
@@ -208,11 +208,11 @@ def clipped_surrogate_is_pessimistic(
     @given(batch=ppo_minibatches())
     def prop(batch: PPOMinibatch) -> None:
         new = log_prob(batch.logits, batch.actions)
-        loss = policy_loss(new, batch.old_log_probs, batch.advantages, clip_eps=batch.clip_eps)
+        loss = policy_loss(new, batch.old_log_probs, batch.advantages, clip_coef=batch.clip_coef)
         unclipped = -np.mean(np.exp(new - batch.old_log_probs) * batch.advantages)
         scale = 10.0 * np.abs(batch.advantages).mean()
         assert loss >= unclipped - LAW_TOL * scale, f"{loss} below the unclipped {unclipped}"
-        at_one = policy_loss(new, new, batch.advantages, clip_eps=batch.clip_eps)
+        at_one = policy_loss(new, new, batch.advantages, clip_coef=batch.clip_coef)
         assert abs(at_one + np.mean(batch.advantages)) <= LAW_TOL * scale
 
     return prop
@@ -236,14 +236,14 @@ def clipped_value_loss_bounds_unclipped(value_loss: Callable[..., float]) -> Cal
 
     @given(batch=ppo_minibatches())
     def prop(batch: PPOMinibatch) -> None:
-        eps = 0.5 if batch.value_clip_eps is None else batch.value_clip_eps
+        eps = 0.5 if batch.value_clip_coef is None else batch.value_clip_coef
         plain = value_loss(batch.values, batch.returns)
         clipped = value_loss(
-            batch.values, batch.returns, old_values=batch.old_values, clip_eps=eps
+            batch.values, batch.returns, old_values=batch.old_values, clip_coef=eps
         )
         assert clipped >= plain
         near = batch.values - np.clip(batch.values - batch.old_values, -eps, eps)
-        unchanged = value_loss(batch.values, batch.returns, old_values=near, clip_eps=eps)
+        unchanged = value_loss(batch.values, batch.returns, old_values=near, clip_coef=eps)
         scale = np.mean((np.abs(batch.values) + np.abs(batch.returns) + eps) ** 2)
         assert abs(unchanged - plain) <= LAW_TOL * scale, f"{unchanged} != {plain}"
 
@@ -263,7 +263,7 @@ def ppo_loss_rejects_mismatched_arguments(
         bad = tensors[culprit]
         tensors[culprit] = torch.cat([bad, bad[:1]]) if longer else bad[:, None]
         try:
-            ppo_loss(**tensors, **_settings(batch._replace(value_clip_eps=0.2)))
+            ppo_loss(**tensors, **_settings(batch._replace(value_clip_coef=0.2)))
         except (TypeError, ValueError) as error:
             assert _message_names(error, culprit), f"the error does not name {culprit!r}: {error}"
         else:

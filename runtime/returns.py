@@ -61,7 +61,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from checked_rl.runtime.shapes import typechecked
-from checked_rl.spec.returns import NORMALIZE_EPS, _check_discount
+from checked_rl.spec.returns import NORMALIZE_EPS, check_discount
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -335,7 +335,7 @@ def td_residuals(
     """
     tensors = dict(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
     _check_layout("td_residuals", tensors)
-    gamma = _check_discount("td_residuals: gamma", gamma)
+    gamma = check_discount("td_residuals: gamma", gamma)
     out = _empty(rewards)
     bits = torch.empty(rewards.shape, dtype=_BITS[rewards.dtype], device=rewards.device)
     return _td_residuals_(
@@ -368,8 +368,8 @@ def gae(
         truncated=truncated,
     )
     _check_layout("gae", tensors)
-    gamma = _check_discount("gae: gamma", gamma)
-    lam = _check_discount("gae: lam", lam)
+    gamma = check_discount("gae: gamma", gamma)
+    lam = check_discount("gae: lam", lam)
     advantages = _empty(rewards)
     n_steps, n_envs = rewards.shape
     chunk = max(1, min(n_steps, _chunk_steps(n_envs)))
@@ -440,7 +440,7 @@ def discounted_returns(
         rewards=rewards, next_values=next_values, terminated=terminated, truncated=truncated
     )
     _check_layout("discounted_returns", tensors)
-    gamma = _check_discount("discounted_returns: gamma", gamma)
+    gamma = check_discount("discounted_returns: gamma", gamma)
     returns = _empty(rewards)
     n_steps, n_envs = rewards.shape
     # Chunks of one piece: every operation over a chunk stays under the grain size.

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from checked_rl.spec.returns import _check_discount
+from checked_rl.spec.returns import check_discount
 
 __all__ = [
     "TabularMDP",
@@ -116,7 +116,7 @@ def q_values(mdp: TabularMDP, v: np.ndarray, gamma: float) -> np.ndarray:
            [0., 0.]])
     """
     values = _check_values(mdp, v)
-    gamma = _check_discount("gamma", gamma)
+    gamma = check_discount("gamma", gamma)
     q = mdp.R + gamma * (mdp.P @ values)
     q[mdp.terminal] = 0.0
     return q
@@ -168,7 +168,7 @@ def policy_evaluation(mdp: TabularMDP, pi: np.ndarray, gamma: float) -> np.ndarr
     array([0.666667, 0.      ])
     """
     policy = _check_policy(mdp, pi)
-    gamma = _check_discount("gamma", gamma)
+    gamma = check_discount("gamma", gamma)
     live = (~mdp.terminal).astype(np.float64)
     p_pi = np.einsum("sa,sat->st", policy, mdp.P) * live[:, None]
     r_pi = np.sum(policy * mdp.R, axis=1) * live
@@ -221,7 +221,7 @@ def value_iteration(
     >>> value_iteration(stay_or_go(), gamma=0.5)
     ValueIteration(values=array([1., 0.]), iterations=2)
     """
-    gamma = _check_discount("gamma", gamma)
+    gamma = check_discount("gamma", gamma)
     if max_iterations < 0:
         raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
     values = np.zeros(mdp.n_states)

@@ -44,7 +44,7 @@ def policy_loss(
     old_log_probs: np.ndarray,
     advantages: np.ndarray,
     *,
-    clip_eps: float,
+    clip_coef: float,
 ) -> float:
     """The clipped surrogate loss `-mean_i min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i)`.
 
@@ -53,14 +53,14 @@ def policy_loss(
     Worked example, eps = 0.2, A = 1: `r = 0.5` keeps `min(0.5, 0.8) = 0.5`, `r = 1.5` is
     clipped to `min(1.5, 1.2) = 1.2`; the loss is `-(0.5 + 1.2) / 2 = -0.85`.
 
-    >>> policy_loss(np.log([0.5, 1.5]), np.zeros(2), np.ones(2), clip_eps=0.2)
+    >>> policy_loss(np.log([0.5, 1.5]), np.zeros(2), np.ones(2), clip_coef=0.2)
     -0.85
     """
     new, old, adv = _same_shape(
         new_log_probs=new_log_probs, old_log_probs=old_log_probs, advantages=advantages
     )
     ratio = np.exp(new - old)
-    clipped = np.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    clipped = np.clip(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
     return float(-np.mean(np.minimum(ratio * adv, clipped * adv)))
 
 
@@ -69,11 +69,11 @@ def value_loss(
     returns: np.ndarray,
     *,
     old_values: np.ndarray | None = None,
-    clip_eps: float | None = None,
+    clip_coef: float | None = None,
 ) -> float:
     """The value loss `0.5 * mean_i (V_i - R_i)^2`, optionally clipped around `V_old`.
 
-    Clipped (when `clip_eps` is given, which needs `old_values`):
+    Clipped (when `clip_coef` is given, which needs `old_values`):
     `0.5 * mean_i max((V_i - R_i)^2, (V_old_i + clip(V_i - V_old_i, -eps, eps) - R_i)^2)`.
 
     Source: the value clipping of OpenAI Baselines' `ppo2/model.py`, with CleanRL's `ppo.py`
@@ -87,17 +87,17 @@ def value_loss(
     >>> value_loss(np.array([3.0, 3.0]), np.array([2.0, 4.0]))
     0.5
     >>> value_loss(np.array([3.0, 3.0]), np.array([2.0, 4.0]),
-    ...            old_values=np.array([1.0, 1.0]), clip_eps=0.5)
+    ...            old_values=np.array([1.0, 1.0]), clip_coef=0.5)
     1.8125
     """
     v, ret = _same_shape(values=values, returns=returns)
     squared = (v - ret) ** 2
-    if clip_eps is None:
+    if clip_coef is None:
         return float(0.5 * np.mean(squared))
     if old_values is None:
-        raise ValueError("value_loss: clip_eps needs old_values, got None")
+        raise ValueError("value_loss: clip_coef needs old_values, got None")
     (v_old,) = _same_shape(values=values, old_values=old_values)[1:]
-    v_clipped = v_old + np.clip(v - v_old, -clip_eps, clip_eps)
+    v_clipped = v_old + np.clip(v - v_old, -clip_coef, clip_coef)
     return float(0.5 * np.mean(np.maximum(squared, (v_clipped - ret) ** 2)))
 
 
@@ -130,17 +130,17 @@ def approx_kl(new_log_probs: np.ndarray, old_log_probs: np.ndarray) -> float:
 
 
 def clip_fraction(
-    new_log_probs: np.ndarray, old_log_probs: np.ndarray, *, clip_eps: float
+    new_log_probs: np.ndarray, old_log_probs: np.ndarray, *, clip_coef: float
 ) -> float:
     """The fraction of samples whose ratio lies outside the clip range: `mean_i [|r_i - 1| > eps]`.
 
     Source: the `clipfrac` statistic of OpenAI Baselines' `ppo2` and CleanRL's `ppo.py`.
 
-    >>> clip_fraction(np.log([0.5, 1.1, 1.5, 1.0]), np.zeros(4), clip_eps=0.2)
+    >>> clip_fraction(np.log([0.5, 1.1, 1.5, 1.0]), np.zeros(4), clip_coef=0.2)
     0.5
     """
     new, old = _same_shape(new_log_probs=new_log_probs, old_log_probs=old_log_probs)
-    return float(np.mean(np.abs(np.exp(new - old) - 1.0) > clip_eps))
+    return float(np.mean(np.abs(np.exp(new - old) - 1.0) > clip_coef))
 
 
 class PPOStats(NamedTuple):
@@ -162,8 +162,8 @@ def ppo_loss(
     values: np.ndarray,
     returns: np.ndarray,
     old_values: np.ndarray | None = None,
-    clip_eps: float = 0.2,
-    value_clip_eps: float | None = None,
+    clip_coef: float = 0.2,
+    value_clip_coef: float | None = None,
     value_coef: float = 0.5,
     entropy_coef: float = 0.01,
 ) -> tuple[float, PPOStats]:
@@ -171,7 +171,7 @@ def ppo_loss(
 
     Arguments: `logits [..., A]` of the current policy, the taken `actions [...]`, their
     `old_log_probs [...]` under the policy that collected them, `advantages`, the current
-    `values`, the value targets `returns` and, for value clipping (`value_clip_eps` not None),
+    `values`, the value targets `returns` and, for value clipping (`value_clip_coef` not None),
     the collection-time `old_values`, all `[...]`. The defaults are CleanRL's `ppo.py`
     (clip 0.2, value coefficient 0.5, entropy coefficient 0.01, no value clipping here).
 
@@ -190,11 +190,11 @@ def ppo_loss(
     """
     new_log_probs = log_prob(logits, actions)
     terms = PPOStats(
-        policy_loss=policy_loss(new_log_probs, old_log_probs, advantages, clip_eps=clip_eps),
-        value_loss=value_loss(values, returns, old_values=old_values, clip_eps=value_clip_eps),
+        policy_loss=policy_loss(new_log_probs, old_log_probs, advantages, clip_coef=clip_coef),
+        value_loss=value_loss(values, returns, old_values=old_values, clip_coef=value_clip_coef),
         entropy=entropy_bonus(logits),
         approx_kl=approx_kl(new_log_probs, old_log_probs),
-        clip_fraction=clip_fraction(new_log_probs, old_log_probs, clip_eps=clip_eps),
+        clip_fraction=clip_fraction(new_log_probs, old_log_probs, clip_coef=clip_coef),
     )
     total = terms.policy_loss + value_coef * terms.value_loss - entropy_coef * terms.entropy
     return total, terms

@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "NORMALIZE_EPS",
+    "check_discount",
     "discounted_returns",
     "gae",
     "lambda_returns",
@@ -43,8 +44,17 @@ def _trace(name: str, x: object, length: int | None, *, flag: bool = False) -> n
     return array
 
 
-def _check_discount(name: str, value: float) -> float:
-    """`value` as a float, checked to lie in [0, 1]."""
+def check_discount(name: str, value: float) -> float:
+    """`value` as a float, checked to lie in [0, 1] (a discount `gamma` or a GAE `lam`).
+
+    Shared by every function that takes a discount, in spec and runtime, so that all of them
+    refuse the same values with the same message.
+
+    >>> check_discount("gamma", 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma must lie in [0, 1], got 1.5
+    """
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     return float(value)
@@ -75,7 +85,7 @@ def td_residuals(
     v = _trace("values", values, r.shape[0])
     v_next = _trace("next_values", next_values, r.shape[0])
     term = _trace("terminated", terminated, r.shape[0], flag=True)
-    gamma = _check_discount("gamma", gamma)
+    gamma = check_discount("gamma", gamma)
     return r + gamma * np.where(term, 0.0, v_next) - v
 
 
@@ -131,7 +141,7 @@ def gae(
     )
     term = _trace("terminated", terminated, delta.shape[0], flag=True)
     trunc = _trace("truncated", truncated, delta.shape[0], flag=True)
-    lam = _check_discount("lam", lam)
+    lam = check_discount("lam", lam)
     done = term | trunc
     advantages = np.zeros_like(delta)
     next_advantage = 0.0
@@ -213,7 +223,7 @@ def discounted_returns(
     v_next = _trace("next_values", next_values, r.shape[0])
     term = _trace("terminated", terminated, r.shape[0], flag=True)
     trunc = _trace("truncated", truncated, r.shape[0], flag=True)
-    gamma = _check_discount("gamma", gamma)
+    gamma = check_discount("gamma", gamma)
     n_steps = r.shape[0]
     returns = np.zeros_like(r)
     for t in reversed(range(n_steps)):

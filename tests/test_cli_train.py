@@ -45,7 +45,7 @@ def test_train_then_eval(tmp_path: Path) -> None:
 
 BAD_INPUT = {
     "negative size": (["train", "--num-envs", "-1"], "num_envs must be a positive integer"),
-    "unknown env": (["train", "--env", "atari"], "--env must be one of torch, spec"),
+    "unknown kind": (["train", "--kind", "atari"], "--kind must be one of spec, torch"),
     "not a number": (["train", "--updates", "many"], "argument --updates: invalid int value"),
     "unknown preset": (["train", "--preset", "fastest"], "unknown preset 'fastest'"),
     "uneven minibatches": (["train", "--minibatches", "3"], "minibatches must divide"),

@@ -44,16 +44,16 @@ def _assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(first[name], second[name]), f"parameter {name} differs"
 
 
-@pytest.mark.parametrize("env", ["torch", "spec", "gymnasium", "gymnasium-subprocess"])
-def test_short_run_writes_a_valid_log_on_each_session_kind(env: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["torch", "spec", "gymnasium", "gymnasium-subprocess"])
+def test_short_run_writes_a_valid_log_on_each_session_kind(kind: str, tmp_path: Path) -> None:
     log_path = tmp_path / "log.json"
-    result = train(TINY, env=env, log_path=log_path, checkpoint_path=tmp_path / "run.pt")
+    result = train(TINY, kind=kind, log_path=log_path, checkpoint_path=tmp_path / "run.pt")
     assert (result.updates, result.env_steps) == (4, 4 * TINY.batch_size)
     log = TrainLog.read(log_path)
     assert log.steps == [2 * TINY.batch_size, 4 * TINY.batch_size]
     assert all(1.0 <= value <= TINY.eval_max_steps for value in log.values)
     assert log.to_dict() == json.loads(log_path.read_text())
-    assert f"env={env}" in log.notes and "horizon=8" in log.notes
+    assert f"kind={kind}" in log.notes and "horizon=8" in log.notes
     assert plot_path(log_path).read_bytes().startswith(PNG_MAGIC)
     assert load_checkpoint(tmp_path / "run.pt")["update"] == 4
 
@@ -66,14 +66,14 @@ def test_same_seed_same_log_and_parameters_bit_for_bit() -> None:
     assert not torch.equal(other.model.actor[0].weight, first.model.actor[0].weight)
 
 
-@pytest.mark.parametrize("env", ["torch", "spec"])
-def test_resume_continues_as_if_never_stopped(env: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["torch", "spec"])
+def test_resume_continues_as_if_never_stopped(kind: str, tmp_path: Path) -> None:
     config = dataclasses.replace(TINY, updates=6, eval_every=1)
-    straight = train(config, env=env)
+    straight = train(config, kind=kind)
     checkpoint = tmp_path / "half.pt"
-    half = train(config, env=env, checkpoint_path=checkpoint, stop_after=3)
+    half = train(config, kind=kind, checkpoint_path=checkpoint, stop_after=3)
     assert half.updates == 3 and load_checkpoint(checkpoint)["update"] == 3
-    resumed = train(env=env, resume=checkpoint, log_path=tmp_path / "log.json")
+    resumed = train(kind=kind, resume=checkpoint, log_path=tmp_path / "log.json")
     assert resumed.updates == 6
     assert resumed.log.to_dict() == straight.log.to_dict()
     _assert_same_parameters(resumed.model, straight.model)
@@ -83,10 +83,10 @@ def test_resume_of_a_session_without_captured_state_restarts_its_episodes(
     tmp_path: Path,
 ) -> None:
     config = dataclasses.replace(TINY, updates=2, eval_every=1)
-    train(config, env="gymnasium", checkpoint_path=tmp_path / "g.pt", stop_after=1)
+    train(config, kind="gymnasium", checkpoint_path=tmp_path / "g.pt", stop_after=1)
     saved = load_checkpoint(tmp_path / "g.pt")
     assert saved["session"] is None
-    resumed = train(resume=tmp_path / "g.pt", env="gymnasium")
+    resumed = train(resume=tmp_path / "g.pt", kind="gymnasium")
     assert resumed.updates == 2 and len(resumed.log.values) == 2
 
 
@@ -94,7 +94,7 @@ def test_checkpoint_round_trip_rebuilds_the_policy(tmp_path: Path) -> None:
     result = train(TINY, checkpoint_path=tmp_path / "c.pt")
     saved = load_checkpoint(tmp_path / "c.pt")
     assert PPOConfig.from_dict(saved["config"]) == TINY
-    assert saved["run"] == {"env": "torch", "env_id": "CartPole-v1", "device": "cpu"}
+    assert saved["run"] == {"kind": "torch", "env_id": "CartPole-v1", "device": "cpu"}
     assert saved["log"] == result.log.to_dict()
     network = saved["network"]
     model = ActorCritic(tuple(network["observation_shape"]), network["n_actions"],
@@ -166,7 +166,7 @@ def test_resume_refuses_a_run_the_checkpoint_does_not_fit(tmp_path: Path) -> Non
     with pytest.raises(CheckpointError, match="cannot resume with num_envs=4"):
         train(dataclasses.replace(config, num_envs=4), resume=tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="'torch' session's state in a 'spec' session"):
-        train(resume=tmp_path / "c.pt", env="spec")
+        train(resume=tmp_path / "c.pt", kind="spec")
 
 
 def _always_left(observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

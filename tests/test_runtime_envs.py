@@ -227,7 +227,7 @@ def test_bad_actions_and_arguments_are_named() -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_gridworld_episode_and_reset(device: str) -> None:
-    params = gridworld.Params(width=3, height=2, start=(0, 0), goal=(1, 2), max_steps=10)
+    params = gridworld.Params(width=3, height=2, start=(0, 0), goal=(1, 2), max_episode_steps=10)
     env = GridWorld(2, params, device=device)
     right, down = torch.tensor([3, 3], device=device), torch.tensor([1, 2], device=device)
     env.step(right)

@@ -86,7 +86,7 @@ def test_ppo_loss_names_a_per_sample_argument_of_the_wrong_shape() -> None:
 
 def test_value_clipping_needs_old_values() -> None:
     with pytest.raises(ValueError, match="needs old_values"):
-        loss.value_loss(torch.zeros(3), torch.zeros(3), clip_eps=0.2)
+        loss.value_loss(torch.zeros(3), torch.zeros(3), clip_coef=0.2)
 
 
 def test_ppo_stats_are_detached() -> None:

@@ -79,7 +79,7 @@ TestGridWorldSessionsAgree = machine_test(
     sessions_agree_machine(
         {
             kind: lambda kind=kind: make_session(
-                kind, "GridWorld-v0", num_envs=2, make_kwargs={**SMALL_GRID, "max_steps": 9}
+                kind, "GridWorld-v0", num_envs=2, make_kwargs={**SMALL_GRID, "max_episode_steps": 9}
             )
             for kind in ("spec", "torch")
         }

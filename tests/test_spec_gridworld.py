@@ -63,7 +63,8 @@ def test_episode_rewards_count_moves(params: gridworld.Params, actions: list[int
             assert total == -(steps - 1)
             return
         assert out.reward == -1.0 and (state.row, state.col) != params.goal
-        assert out.truncated == (params.max_steps is not None and steps >= params.max_steps)
+        limit = params.max_episode_steps
+        assert out.truncated == (limit is not None and steps >= limit)
         if out.truncated:
             return
 
@@ -100,7 +101,7 @@ def test_environment_record() -> None:
         ({"start": (4, 0)}, "Params.start must be a"),
         ({"goal": (0, 0)}, "start and goal must differ"),
         ({"observation": "pixels"}, "observation must be one of"),
-        ({"max_steps": 0}, "max_steps must be None or at least 1"),
+        ({"max_episode_steps": 0}, "max_episode_steps must be None or at least 1"),
     ],
 )
 def test_invalid_params_are_named(kwargs: dict, message: str) -> None:

@@ -58,7 +58,7 @@ def test_bad_logits_are_rejected(logits: np.ndarray, message: str) -> None:
 def test_policy_loss_clips_only_in_the_direction_that_helps() -> None:
     # Negative advantage: r = 0.5 is clipped up to 0.8 (min(-0.5, -0.8) = -0.8); r = 1.5 keeps
     # min(-1.5, -1.2) = -1.5. The loss is -(-0.8 - 1.5) / 2 = 1.15.
-    loss = ppo.policy_loss(np.log([0.5, 1.5]), np.zeros(2), -np.ones(2), clip_eps=0.2)
+    loss = ppo.policy_loss(np.log([0.5, 1.5]), np.zeros(2), -np.ones(2), clip_coef=0.2)
     assert loss == pytest.approx(1.15, rel=1e-15)
 
 

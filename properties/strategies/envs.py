@@ -110,13 +110,13 @@ def gridworld_params(draw: st.DrawFn, max_side: int = GRIDWORLD_MAX_SIDE) -> gri
         start=start,
         goal=goal,
         observation=draw(st.sampled_from(gridworld.ENCODINGS)),
-        max_steps=draw(st.one_of(st.none(), st.integers(1, 2 * MAX_ACTION_SEQUENCE))),
+        max_episode_steps=draw(st.one_of(st.none(), st.integers(1, 2 * MAX_ACTION_SEQUENCE))),
     )
 
 
 def gridworld_states(params: gridworld.Params) -> st.SearchStrategy[gridworld.State]:
-    """Spec GridWorld states on any cell but the goal, with steps before `params.max_steps`."""
-    limit = params.max_steps or 1_000
+    """Spec GridWorld states on any cell but the goal, steps before `params.max_episode_steps`."""
+    limit = params.max_episode_steps or 1_000
     cells = [
         (row, col)
         for row in range(params.height)

@@ -131,8 +131,8 @@ class PPOMinibatch(NamedTuple):
     values: np.ndarray
     returns: np.ndarray
     old_values: np.ndarray
-    clip_eps: float
-    value_clip_eps: float | None
+    clip_coef: float
+    value_clip_coef: float | None
     value_coef: float
     entropy_coef: float
 
@@ -156,8 +156,8 @@ def ppo_minibatches(
         values=draw(per_sample),
         returns=draw(per_sample),
         old_values=draw(per_sample),
-        clip_eps=draw(st.floats(0.05, 0.5)),
-        value_clip_eps=draw(st.none() | st.floats(0.05, 2.0)),
+        clip_coef=draw(st.floats(0.05, 0.5)),
+        value_clip_coef=draw(st.none() | st.floats(0.05, 2.0)),
         value_coef=draw(st.floats(0.0, 1.0)),
         entropy_coef=draw(st.floats(0.0, 0.1)),
     )

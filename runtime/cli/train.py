@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import torch
 
 from checked_rl.runtime.cli import CLIError
+from checked_rl.runtime.sessions import KINDS
 
 __all__ = ["register"]
 
@@ -27,12 +28,11 @@ def register(subparsers: Any) -> None:
     from checked_rl.runtime.ppo.config import (
         DEFAULT_ENV_ID,
         PRESETS,
-        SESSION_KINDS,
         PPOConfig,
         field_docs,
     )
 
-    kinds = ", ".join(SESSION_KINDS)
+    kinds = ", ".join(KINDS)
     train = subparsers.add_parser(
         "train",
         help="train PPO (CartPole-v1 by default)",
@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     _one_line_errors(train)
     train.add_argument("--preset", default=None, metavar="NAME",
                        help=f"config preset: {', '.join(PRESETS)} (default: default)")
-    train.add_argument("--env", default=None, metavar="KIND",
+    train.add_argument("--kind", default=None, metavar="KIND",
                        help=f"session kind: {kinds} (default: torch)")
     train.add_argument("--env-id", default=None, metavar="ID",
                        help=f"environment id (default: {DEFAULT_ENV_ID})")
@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="a file saved by train")
     evaluate.add_argument("--episodes", type=int, default=20, metavar="E",
                           help="episodes, run as one session of E environments (default: 20)")
-    evaluate.add_argument("--env", default=None, metavar="KIND",
+    evaluate.add_argument("--kind", default=None, metavar="KIND",
                           help=f"session kind: {kinds} (default: the checkpoint's)")
     evaluate.add_argument("--device", default="cpu", metavar="DEVICE",
                           help="cpu or cuda (default: cpu)")
@@ -114,14 +114,14 @@ def run_train(args: argparse.Namespace) -> int:
             config = preset(args.preset or "default", **overrides)
     except (ValueError, TypeError, CheckpointError) as error:
         raise CLIError(str(error)) from None
-    env = _session_kind(args.env or run.get("env", "torch"))
+    kind = _session_kind(args.kind or run.get("kind", "torch"))
     device = _device(args.device or run.get("device", "cpu"))
     env_id = args.env_id or run.get("env_id", DEFAULT_ENV_ID)
     log_path = None if args.log == LOG_OFF else Path(args.log)
     try:
         result = train(
             config,
-            env=env,
+            kind=kind,
             env_id=env_id,
             device=device,
             log_path=log_path,
@@ -166,7 +166,7 @@ def run_eval(args: argparse.Namespace) -> int:
         config = PPOConfig.from_dict(saved["config"])
     except (ValueError, CheckpointError) as error:
         raise CLIError(str(error)) from None
-    env = _session_kind(args.env or saved["run"]["env"])
+    kind = _session_kind(args.kind or saved["run"]["kind"])
     device = _device(args.device)
     network = saved["network"]
     model = ActorCritic(tuple(network["observation_shape"]), network["n_actions"],
@@ -175,7 +175,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model.to(device)
     seed = config.eval_seed if args.seed is None else args.seed
     max_steps = config.eval_max_steps if args.max_steps is None else args.max_steps
-    with make_session(env, saved["run"]["env_id"], num_envs=args.episodes, device=device) as s:
+    with make_session(kind, saved["run"]["env_id"], num_envs=args.episodes, device=device) as s:
         returns = evaluate(s, model, seed=seed, max_steps=max_steps)
     print(f"average greedy return over {args.episodes} episodes: {float(returns.mean()):.2f}")
     return 0
@@ -183,10 +183,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _session_kind(name: str) -> str:
     """`name` if it is a session kind, else a one-line error."""
-    from checked_rl.runtime.ppo.config import SESSION_KINDS
-
-    if name not in SESSION_KINDS:
-        raise CLIError(f"--env must be one of {', '.join(SESSION_KINDS)}, got {name!r}")
+    if name not in KINDS:
+        raise CLIError(f"--kind must be one of {', '.join(KINDS)}, got {name!r}")
     return name
 
 

@@ -3,7 +3,7 @@
 The state of copy `i` is its cell `(row, col)` (int64) and its step count. Observations follow
 `params.observation`: `"one_hot"` gives `[N, width * height]` with a 1 at `row * width + col`,
 `"coordinates"` gives `[N, 2]` holding `(row, col)`, in the environment's float dtype. Copies
-that reach the goal (or `params.max_steps`) are put back on the start cell in the same step.
+that reach the goal (or `params.max_episode_steps`) are put back on the start cell in the same step.
 The start is fixed, so `reset(seed)` accepts a seed only for the protocol's sake.
 """
 
@@ -81,10 +81,10 @@ class GridWorld:
         cells = torch.minimum(torch.clamp(self._cells + self._moves[actions], min=0), self._upper)
         terminated = (cells == self._goal).all(dim=1)
         steps = self._steps + 1
-        if self.params.max_steps is None:
+        if self.params.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
-            truncated = steps >= self.params.max_steps
+            truncated = steps >= self.params.max_episode_steps
         done = terminated | truncated
         reward = torch.where(terminated, spec.GOAL_REWARD, spec.STEP_REWARD).to(self.dtype)
         self._cells = torch.where(done.unsqueeze(1), self._start, cells)

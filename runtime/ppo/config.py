@@ -19,14 +19,10 @@ __all__ = [
     "DEFAULT_ENV_ID",
     "EVAL_SEED_OFFSET",
     "PRESETS",
-    "SESSION_KINDS",
     "PPOConfig",
     "field_docs",
     "preset",
 ]
-
-SESSION_KINDS = ("torch", "spec", "gymnasium", "gymnasium-subprocess")
-"""Sessions training can run on (see `runtime.sessions.make_session`)."""
 
 DEFAULT_ENV_ID = "CartPole-v1"
 """The environment trained on unless another is named."""

@@ -31,14 +31,14 @@ Scalar = Float[Tensor, ""]
 
 @typechecked
 def policy_loss(
-    new_log_probs: PerSample, old_log_probs: PerSample, advantages: PerSample, *, clip_eps: float
+    new_log_probs: PerSample, old_log_probs: PerSample, advantages: PerSample, *, clip_coef: float
 ) -> Scalar:
     """`-mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`, `r = exp(new - old)`.
 
     Twin of `spec.ppo.policy_loss` (Schulman et al. 2017, eq. 7, negated).
     """
     ratio = torch.exp(new_log_probs - old_log_probs)
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    clipped = torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
     return -torch.minimum(ratio * advantages, clipped * advantages).mean()
 
 
@@ -48,18 +48,18 @@ def value_loss(
     returns: PerSample,
     *,
     old_values: PerSample | None = None,
-    clip_eps: float | None = None,
+    clip_coef: float | None = None,
 ) -> Scalar:
-    """`0.5 * mean((V - R)^2)`, or its clipped form around `old_values` when `clip_eps` is set.
+    """`0.5 * mean((V - R)^2)`, or its clipped form around `old_values` when `clip_coef` is set.
 
     Twin of `spec.ppo.value_loss` (OpenAI Baselines' `ppo2` value clipping, CleanRL's 0.5).
     """
     squared = (values - returns) ** 2
-    if clip_eps is None:
+    if clip_coef is None:
         return 0.5 * squared.mean()
     if old_values is None:
-        raise ValueError("value_loss: clip_eps needs old_values, got None")
-    clipped = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
+        raise ValueError("value_loss: clip_coef needs old_values, got None")
+    clipped = old_values + torch.clamp(values - old_values, -clip_coef, clip_coef)
     return 0.5 * torch.maximum(squared, (clipped - returns) ** 2).mean()
 
 
@@ -80,10 +80,12 @@ def approx_kl(new_log_probs: PerSample, old_log_probs: PerSample) -> Scalar:
 
 
 @typechecked
-def clip_fraction(new_log_probs: PerSample, old_log_probs: PerSample, *, clip_eps: float) -> Scalar:
-    """The fraction of samples with `|r - 1| > clip_eps`; twin of `spec.ppo.clip_fraction`."""
+def clip_fraction(
+    new_log_probs: PerSample, old_log_probs: PerSample, *, clip_coef: float
+) -> Scalar:
+    """The fraction of samples with `|r - 1| > clip_coef`; twin of `spec.ppo.clip_fraction`."""
     ratio = torch.exp(new_log_probs - old_log_probs)
-    return ((ratio - 1.0).abs() > clip_eps).to(ratio.dtype).mean()
+    return ((ratio - 1.0).abs() > clip_coef).to(ratio.dtype).mean()
 
 
 class PPOStats(NamedTuple):
@@ -106,8 +108,8 @@ def ppo_loss(
     values: PerSample,
     returns: PerSample,
     old_values: PerSample | None = None,
-    clip_eps: float = 0.2,
-    value_clip_eps: float | None = None,
+    clip_coef: float = 0.2,
+    value_clip_coef: float | None = None,
     value_coef: float = 0.5,
     entropy_coef: float = 0.01,
 ) -> tuple[Scalar, PPOStats]:
@@ -116,12 +118,12 @@ def ppo_loss(
     Twin of `spec.ppo.ppo_loss` (Schulman et al. 2017, eq. 9; defaults from CleanRL's
     `ppo.py`). `logits [*batch, A]` and `values [*batch]` carry the gradient; `actions`,
     `old_log_probs`, `advantages`, `returns` and `old_values` are data (detach them first if
-    they come from a graph). Value clipping is on when `value_clip_eps` is not None, and then
+    they come from a graph). Value clipping is on when `value_clip_coef` is not None, and then
     needs `old_values`.
     """
     new_log_probs = log_prob(logits, actions)
-    policy = policy_loss(new_log_probs, old_log_probs, advantages, clip_eps=clip_eps)
-    value = value_loss(values, returns, old_values=old_values, clip_eps=value_clip_eps)
+    policy = policy_loss(new_log_probs, old_log_probs, advantages, clip_coef=clip_coef)
+    value = value_loss(values, returns, old_values=old_values, clip_coef=value_clip_coef)
     bonus = entropy_bonus(logits)
     total = policy + value_coef * value - entropy_coef * bonus
     with torch.no_grad():
@@ -130,6 +132,6 @@ def ppo_loss(
             value_loss=value.detach(),
             entropy=bonus.detach(),
             approx_kl=approx_kl(new_log_probs, old_log_probs),
-            clip_fraction=clip_fraction(new_log_probs, old_log_probs, clip_eps=clip_eps),
+            clip_fraction=clip_fraction(new_log_probs, old_log_probs, clip_coef=clip_coef),
         )
     return total, stats

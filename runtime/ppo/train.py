@@ -32,14 +32,14 @@ from checked_rl.runtime.ppo.checkpoint import (
     save_checkpoint,
 )
 from checked_rl.runtime.ppo.collect import collect
-from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, SESSION_KINDS, PPOConfig
+from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig
 from checked_rl.runtime.ppo.evaluate import evaluate
 from checked_rl.runtime.ppo.loss import ppo_loss
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.rollout import TrainingBatch, to_training_batch
 from checked_rl.runtime.ppo.session_state import restore_session_state, session_state
 from checked_rl.runtime.ppo.trainlog import TrainLog
-from checked_rl.runtime.sessions import make_session
+from checked_rl.runtime.sessions import KINDS, make_session
 
 __all__ = ["TrainResult", "optimise", "train"]
 
@@ -112,7 +112,7 @@ def minibatch_loss(
         advantages=batch.advantages,
         values=values,
         returns=batch.returns,
-        clip_eps=config.clip_coef,
+        clip_coef=config.clip_coef,
         value_coef=config.value_coef,
         entropy_coef=config.entropy_coef,
     )
@@ -154,7 +154,7 @@ class _Run:
 def train(
     config: PPOConfig | None = None,
     *,
-    env: str = "torch",
+    kind: str = "torch",
     env_id: str = DEFAULT_ENV_ID,
     device: str | torch.device = "cpu",
     log_path: str | Path | None = None,
@@ -170,7 +170,7 @@ def train(
 
     Args:
         config: the settings; with `resume`, None means the checkpoint's own config.
-        env: session kind, one of `SESSION_KINDS`.
+        kind: the session kind, one of `checked_rl.runtime.sessions.KINDS`.
         env_id: the environment (a Gymnasium id for the Gymnasium sessions).
         device: where the networks and the torch session live.
         log_path: the training log JSON (and its PNG plot beside it), or None for no files.
@@ -180,7 +180,7 @@ def train(
         stop_after: stop once this many updates are complete (counting resumed ones), without
             changing the schedule set by `config.updates`; used to split a run.
         progress: show a tqdm progress bar on stderr (when it is a terminal).
-        title: the log's title (default: "PPO on <env_id> (<env> session)").
+        title: the log's title (default: "PPO on <env_id> (<kind> session)").
         notes: extra text put before the config in the log's notes.
         on_evaluation: called with (env_steps, average return) after each evaluation, once the
             evaluation is in the log and in the state a checkpoint would save.
@@ -191,14 +191,14 @@ def train(
     saved = load_checkpoint(resume) if resume is not None else None
     if config is None:
         config = PPOConfig() if saved is None else PPOConfig.from_dict(saved["config"])
-    if env not in SESSION_KINDS:
-        raise ValueError(f"train: env must be one of {list(SESSION_KINDS)}, got {env!r}")
+    if kind not in KINDS:
+        raise ValueError(f"train: kind must be one of {list(KINDS)}, got {kind!r}")
     device = torch.device(device)
     torch.set_num_threads(config.threads)
-    session = make_session(env, env_id, num_envs=config.num_envs, device=device)
+    session = make_session(kind, env_id, num_envs=config.num_envs, device=device)
     run = None
     try:
-        run = _start(config, session, env, env_id, device, saved, title, notes)
+        run = _start(config, session, kind, env_id, device, saved, title, notes)
         return _loop(run, log_path, checkpoint_path, stop_after, progress, on_evaluation)
     finally:
         session.close()
@@ -209,7 +209,7 @@ def train(
 def _start(
     config: PPOConfig,
     session: Any,
-    env: str,
+    kind: str,
     env_id: str,
     device: torch.device,
     saved: dict[str, Any] | None,
@@ -225,7 +225,7 @@ def _start(
     generator.manual_seed(config.seed)
     run = _Run(
         config=config,
-        meta={"env": env, "env_id": env_id, "device": str(device)},
+        meta={"kind": kind, "env_id": env_id, "device": str(device)},
         session=session,
         eval_session=None,
         model=model,
@@ -234,14 +234,14 @@ def _start(
         ),
         generator=generator,
         log=TrainLog(
-            title or f"PPO on {env_id} ({env} session)",
-            notes=_notes(notes, config, env, device),
+            title or f"PPO on {env_id} ({kind} session)",
+            notes=_notes(notes, config, kind, device),
         ),
     )
     if saved is None:
         session.reset(seed=config.seed)
     else:
-        _check_resumable(saved, config, env)
+        _check_resumable(saved, config, kind)
         try:
             model.load_state_dict(saved["model"])
             run.optimizer.load_state_dict(saved["optimizer"])
@@ -255,11 +255,11 @@ def _start(
         except (ValueError, RuntimeError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise CheckpointError(f"the checkpoint cannot resume this run: {detail}") from error
-    run.eval_session = make_session(env, env_id, num_envs=config.eval_episodes, device=device)
+    run.eval_session = make_session(kind, env_id, num_envs=config.eval_episodes, device=device)
     return run
 
 
-def _check_resumable(saved: dict[str, Any], config: PPOConfig, env: str) -> None:
+def _check_resumable(saved: dict[str, Any], config: PPOConfig, kind: str) -> None:
     """Refuse to resume with a network width, environment count or session kind the saved
     state does not fit."""
     saved_config = PPOConfig.from_dict(saved["config"])
@@ -269,9 +269,9 @@ def _check_resumable(saved: dict[str, Any], config: PPOConfig, env: str) -> None
                 f"cannot resume with {name}={getattr(config, name)}: the checkpoint was saved "
                 f"with {name}={getattr(saved_config, name)}"
             )
-    if saved["session"] is not None and saved["run"]["env"] != env:
+    if saved["session"] is not None and saved["run"]["kind"] != kind:
         raise CheckpointError(
-            f"cannot resume a {saved['run']['env']!r} session's state in a {env!r} session"
+            f"cannot resume a {saved['run']['kind']!r} session's state in a {kind!r} session"
         )
 
 
@@ -365,11 +365,11 @@ def _resume_seed(config: PPOConfig, update: int) -> int:
     return config.seed + config.num_envs * update
 
 
-def _notes(prefix: str, config: PPOConfig, env: str, device: torch.device) -> str:
+def _notes(prefix: str, config: PPOConfig, kind: str, device: torch.device) -> str:
     """The log's notes: `prefix`, then the session, device and every config field."""
     fields = ", ".join(f"{name}={value}" for name, value in config.to_dict().items())
     parts = [prefix] if prefix else []
-    parts.append(f"env={env}, device={device}, {fields}")
+    parts.append(f"kind={kind}, device={device}, {fields}")
     return "; ".join(parts)
 
 

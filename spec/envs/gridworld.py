@@ -3,7 +3,8 @@
 A `width x height` grid of cells `(row, col)`, row 0 at the top. The agent starts in `start` and
 moves up, down, left or right; a move into the border leaves it where it is. Every step costs -1
 except the one that reaches `goal`, which earns 0 and terminates the episode. The dynamics never
-truncate; `Params.max_steps` (None by default) optionally cuts an episode after that many steps.
+truncate; `Params.max_episode_steps` (None by default) optionally cuts an episode after that
+many steps.
 
 Cell `(row, col)` is state `row * width + col` in the tabular view (`tabular`), where the goal
 is absorbing with reward 0, so its value is 0 and every other state's value under the optimal
@@ -44,7 +45,7 @@ class Params:
     start: tuple[int, int] = (0, 0)  # (row, col) of every initial state
     goal: tuple[int, int] = (3, 3)  # (row, col) of the terminal cell
     observation: Encoding = "one_hot"  # see the module docstring
-    max_steps: int | None = None  # None: never truncated; n: truncated after n steps
+    max_episode_steps: int | None = None  # None: never truncated; n: truncated after n steps
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1 or self.width * self.height < 2:
@@ -64,9 +65,10 @@ class Params:
                 f"GridWorld Params.observation must be one of {ENCODINGS}, "
                 f"got {self.observation!r}"
             )
-        if self.max_steps is not None and self.max_steps < 1:
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ValueError(
-                f"GridWorld Params.max_steps must be None or at least 1, got {self.max_steps}"
+                "GridWorld Params.max_episode_steps must be None or at least 1, "
+                f"got {self.max_episode_steps}"
             )
 
     @property
@@ -147,7 +149,7 @@ def step(params: Params, state: State, action: int) -> Step[State]:
     row, col = move(params, state.row, state.col, action)
     new_state = State(row, col, state.steps + 1)
     terminated = (row, col) == tuple(params.goal)
-    truncated = params.max_steps is not None and new_state.steps >= params.max_steps
+    truncated = params.max_episode_steps is not None and new_state.steps >= params.max_episode_steps
     return Step(
         state=new_state,
         observation=observation(params, new_state),
@@ -160,7 +162,7 @@ def step(params: Params, state: State, action: int) -> Step[State]:
 def tabular(params: Params) -> TabularMDP:
     """The exact MDP: `P[s, a, s']` deterministic moves, `R[s, a]`, the goal absorbing and terminal.
 
-    Step counts and `max_steps` are not part of the tabular state: this is the MDP of the
+    Step counts and `max_episode_steps` are not part of the tabular state: this is the MDP of the
     untruncated dynamics.
 
     >>> mdp = tabular(Params(width=2, height=1, start=(0, 0), goal=(0, 1)))
