@@ -67,6 +67,9 @@ class PPOConfig:
     """Minibatches per pass; must divide T x N."""
     clip_coef: float = 0.3
     """Clipping range epsilon of the surrogate objective (Schulman et al. 2017, eq. 7)."""
+    clip_vloss: bool = False
+    """Also clip the value loss: values may move at most `clip_coef` from those at collection
+    time (OpenAI Baselines' `ppo2`, CleanRL's `clip_vloss`)."""
     value_coef: float = 0.5
     """Weight of the value loss."""
     entropy_coef: float = 0.0

@@ -68,22 +68,10 @@ class ActorCritic(nn.Module):
         flat = observations.reshape(observations.shape[0], -1)
         return flat.to(self.actor[0].weight.dtype)
 
-    def logits(self, observations: Tensor) -> Float[Tensor, "B A"]:
-        """Action logits for a batch of observations `[B, *obs]`."""
-        return self.actor(self._flat(observations))
-
-    def value(self, observations: Tensor) -> Float[Tensor, " B"]:
-        """State values for a batch of observations `[B, *obs]`."""
-        return self.critic(self._flat(observations)).squeeze(-1)
-
-    def forward(self, observations: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, observations: Tensor) -> tuple[Float[Tensor, "B A"], Float[Tensor, " B"]]:
         """(logits `[B, A]`, values `[B]`): the `Policy` interface."""
         flat = self._flat(observations)
         return self.actor(flat), self.critic(flat).squeeze(-1)
-
-    def greedy(self, observations: Tensor) -> Tensor:
-        """The most likely action `[B]` (int64) for each observation."""
-        return self.logits(observations).argmax(dim=-1)
 
     def describe(self) -> dict[str, object]:
         """Constructor arguments, so a checkpoint can rebuild the network."""

@@ -112,7 +112,9 @@ def minibatch_loss(
         advantages=batch.advantages,
         values=values,
         returns=batch.returns,
+        old_values=batch.values,
         clip_coef=config.clip_coef,
+        value_clip_coef=config.clip_coef if config.clip_vloss else None,
         value_coef=config.value_coef,
         entropy_coef=config.entropy_coef,
     )
