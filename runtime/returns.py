@@ -3,71 +3,26 @@
 The batched twins of `spec.returns` (see there for the definitions and their sources): column
 `n` of every result is the spec function applied to column `n` of the inputs. Float32 or
 float64 (all float arguments of one call share a dtype), any device; the flags `terminated` and
-`truncated` are bool tensors.
-
-How the backward recurrences run fast. Every quantity here is a discounted scan
-
-    y_t = x_t + g * (1 - cut_t) * y_{t+1},      y_T = 0,
-
-with a scalar `g` (`gamma * lam` for GAE, `gamma` for returns) and a bool `cut`. A loop over
-`t` costs `T` tensor operations of `N` entries, about 1 to 3 microseconds each. That is the
-cheapest way for wide batches (`N >= ROW_SCAN_MIN_ENVS`), where the work per row dominates:
-`_row_scan_` runs one fused multiply-add per step, `torch.addcmul(x[t], keep[t], y[t + 1])`.
-For narrow batches the fixed cost per operation dominates, and `_discounted_scan_` splits time
-into `K` blocks of `B` steps (`B` about `sqrt(T / 2)`) and runs three short loops of whole-batch
-operations:
-
-1. inside every block at once (`B` steps over `[K, N]` slices), the scan with zero carry-in,
-   which gives each block's first value `local_b`;
-2. across blocks (`K` steps over `[N]` rows): the value entering block `b` from the future is
-   `carry_b = local_{b+1} + g^B * open_{b+1} * carry_{b+1}`, where `open_b` says no step of
-   block `b` is cut (the product of its `B` factors is `g^B` or exactly 0);
-3. inside every block again, now starting from `carry_b`, writing the final values.
-
-That is about `2 B + K` operations instead of `T`, with no divisions, no logarithms and no
-cumulative products that could underflow: each output is built by the same multiply-adds as the
-spec, only grouped differently, so float64 results agree with the spec to rounding (1e-12
-relative, see `properties.returns`). The few leading steps that do not fill a block are finished
-by the row loop.
+`truncated` are bool tensors. The arguments are checked once, here at the boundary.
 
 Time is processed in chunks, last chunk first: each chunk computes its TD residuals and keep
-factors and runs the scan while its rows are still in the CPU cache, starting from the first row
-of the chunk after it. A blocked scan's chunk has about `CHUNK_ELEMENTS` entries; a row scan's is
-one piece. No operation here touches more than `PIECE_ELEMENTS` entries (torch's grain size for
-intra-op parallelism; the passes over a chunk run piece by piece, and a blocked scan's `[K, N]`
-slices stay under it), except single rows of more environments than that, so none is split
-across threads, whatever `torch.get_num_threads()` says: these scans are bound by memory and by
-the cost of launching operations, and where another process keeps a core busy every threaded
-operation waits for it, which made the scans 10 to 50 times slower with 2 threads on a 2-core
-machine (`benchmarks/gae.py --threads 2`).
-
-Three more details matter on the CPU (measured at `[T, N] = [1024, 4096]`, float32). The TD
-residuals zero a terminated step's next value with a bitwise and on its integer view: exact, it
-ignores NaN and infinities as `torch.where` does, and is cheaper (`torch.where` is slow on the
-CPU: 23 microseconds per `PIECE_ELEMENTS` entries, against 16 for the three integer passes). The
-factors `1 - cut` are made from uint8 views of the flags (converting bytes to floats is much
-faster than converting bools). Results are allocated by NumPy, which asks the kernel for huge
-pages on large arrays: depending on the state of the C allocator, a fresh 16 MB torch tensor can
-take 4096 page faults on first write (20 to 40 ms on a virtual machine, more than the scan). No
-shape checks run inside the loops; the arguments are checked once, at the boundary.
+factors and runs its scan (`runtime.scans`) while its rows are still in the CPU cache, starting
+from the first row of the chunk after it. On the CPU a terminated step's next value is zeroed
+bitwise and the factors `1 - cut` are made from uint8 views of the flags, and results are
+allocated by NumPy: each is cheaper than the obvious operation (measured in
+docs/guides/performance.md).
 """
 
-import math
-from typing import NamedTuple
-
-import numpy as np
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from checked_rl.runtime import scans
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec.returns import NORMALIZE_EPS, check_discount
 
 __all__ = [
-    "CHUNK_ELEMENTS",
     "NORMALIZE_EPS",
-    "PIECE_ELEMENTS",
-    "ROW_SCAN_MIN_ENVS",
     "Advantages",
     "Flags",
     "Rewards",
@@ -79,26 +34,10 @@ __all__ = [
     "td_residuals",
 ]
 
-CHUNK_ELEMENTS = 2**17
-"""Entries of one time chunk of a blocked scan, small enough to stay in the CPU cache."""
-
-PIECE_ELEMENTS = 2**15
-"""Most entries of one operation: torch's intra-op grain size, so that no operation is threaded."""
-
-ROW_SCAN_MIN_ENVS = 2048
-"""From this many environments on, scans run one operation per step instead of blocked."""
-
 Rewards = Float[Tensor, "T N"]
 Values = Float[Tensor, "T N"]
 Flags = Bool[Tensor, "T N"]
 Advantages = Float[Tensor, "T N"]
-
-_BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
-"""The integer dtype of each float dtype's width, to mask floats bitwise."""
-
-_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
-"""The NumPy dtype of each float dtype, to allocate CPU results."""
-
 
 def _check_layout(where: str, tensors: dict[str, Tensor]) -> None:
     """Raise a ValueError unless all tensors share the first one's shape and device, the float
@@ -120,154 +59,6 @@ def _check_layout(where: str, tensors: dict[str, Tensor]) -> None:
         expected = torch.bool if name in ("terminated", "truncated") else ref.dtype
         if tensor.dtype != expected:
             raise ValueError(f"{where}: {name} must have dtype {expected}, got {tensor.dtype}")
-
-
-def _block_size(n_steps: int) -> int:
-    """The block length `B` minimising the `2 B + T / B` operations of `_discounted_scan_`."""
-    return max(1, round(math.sqrt(n_steps / 2)))
-
-
-def _steps(elements: int, n_envs: int) -> int:
-    """How many time steps of `n_envs` columns make at most `elements` entries (at least 1)."""
-    return max(1, elements // max(1, n_envs))
-
-
-def _chunk_steps(n_envs: int) -> int:
-    """The time steps of one chunk: cache-sized for blocked scans, one piece for row scans."""
-    wide = n_envs >= ROW_SCAN_MIN_ENVS
-    return _steps(PIECE_ELEMENTS if wide else CHUNK_ELEMENTS, n_envs)
-
-
-def _sizes(n_steps: int, chunk: int) -> list[int]:
-    """`n_steps` cut into parts of `chunk` steps, the remainder first (it is scanned last)."""
-    lead = n_steps % chunk
-    return [lead] * (lead > 0) + [chunk] * (n_steps // chunk)
-
-
-def _split(tensor: Tensor, sizes: list[int]) -> tuple[Tensor, ...]:
-    """`tensor` cut along time into parts of `sizes` steps (one part: the tensor itself)."""
-    return (tensor,) if len(sizes) == 1 else tensor.split(sizes)
-
-
-def _first(buffer: Tensor, n_steps: int) -> Tensor:
-    """The first `n_steps` rows of a scratch buffer (the whole buffer without slicing it)."""
-    return buffer if n_steps == buffer.shape[0] else buffer[:n_steps]
-
-
-def _bytes(flags: Tensor) -> Tensor:
-    """A bool tensor's storage seen as uint8 (0 or 1), for fast bitwise and conversion ops."""
-    return flags.view(torch.uint8)
-
-
-def _empty(like: Tensor) -> Tensor:
-    """An uninitialised contiguous tensor of `like`'s shape, dtype and device, for a result.
-
-    On the CPU it is NumPy's memory: NumPy asks the kernel for huge pages on large arrays (see
-    the module docstring); a tensor made by `torch.from_numpy` is an ordinary tensor.
-    """
-    if like.device.type == "cpu":
-        return torch.from_numpy(np.empty(tuple(like.shape), dtype=_NUMPY[like.dtype]))
-    return torch.empty(like.shape, dtype=like.dtype, device=like.device)
-
-
-class _Scratch(NamedTuple):
-    """Buffers reused by every chunk of one call, so that no chunk allocates memory."""
-
-    bits: Tensor  # int [C, N] of the floats' width: terminated masks, then masked next values
-    cut: Tensor  # bool [C, N]
-    keep_bytes: Tensor  # uint8 [C, N], 1 - cut
-    keep: Tensor  # float [C, N], 1 - cut
-    keep_rows: tuple[Tensor, ...]  # the C rows of `keep` (row scans only)
-    rows: Tensor  # float [3, K, N] (blocked scans only): block values, factors and carries
-
-
-def _scratch(like: Tensor, chunk: int) -> _Scratch:
-    """Scratch buffers for chunks of up to `chunk` steps of `like`'s columns, dtype and device."""
-    n_envs = like.shape[1]
-    blocked = n_envs < ROW_SCAN_MIN_ENVS
-    n_blocks = chunk // 2 if blocked else 0  # blocks have at least 2 steps
-    keep = torch.empty((chunk, n_envs), dtype=like.dtype, device=like.device)
-    return _Scratch(
-        bits=torch.empty((chunk, n_envs), dtype=_BITS[like.dtype], device=like.device),
-        cut=torch.empty((chunk, n_envs), dtype=torch.bool, device=like.device),
-        keep_bytes=torch.empty((chunk, n_envs), dtype=torch.uint8, device=like.device),
-        keep=keep,
-        keep_rows=() if blocked else keep.unbind(0),
-        rows=torch.empty((3, n_blocks, n_envs), dtype=like.dtype, device=like.device),
-    )
-
-
-def _keep_(cut_bytes: Tensor, keep_bytes: Tensor, keep: Tensor) -> Tensor:
-    """Write the floats `1 - cut` into `keep`, through the uint8 buffer `keep_bytes`.
-
-    (Converting bytes to floats is much faster than converting bools.)
-    """
-    torch.bitwise_xor(cut_bytes, 1, out=keep_bytes)
-    return keep.copy_(keep_bytes)
-
-
-def _row_scan_(
-    xs: tuple[Tensor, ...], ks: tuple[Tensor, ...], g: float, after: Tensor | None
-) -> None:
-    """`y_t = x_t + g * keep_t * y_{t+1}` over the rows `xs`, one step at a time, in place.
-
-    `after` is the row after the last (None: zeros); `ks` has at least as many rows as `xs`,
-    the floats `1 - cut`.
-    """
-    start = len(xs) - 1
-    if after is None and xs:
-        after, start = xs[start], start - 1
-    for t in range(start, -1, -1):
-        x = xs[t]
-        torch.addcmul(x, ks[t], after, value=g, out=x)
-        after = x
-
-
-def _discounted_scan_(
-    x: Tensor, keep: Tensor, g: float, after: Tensor | None, scratch: _Scratch
-) -> None:
-    """`y_t = x_t + g * keep_t * y_{t+1}` over dim 0 of `[C, N]`, overwriting `x` with `y`.
-
-    `after` is `y_C`, the row `[N]` that follows the chunk (None: zeros); `keep` holds the
-    floats `1 - cut` in `scratch.keep`. One step at a time for wide batches, blocked for narrow
-    ones, as described in the module docstring.
-    """
-    n_steps, n_envs = x.shape
-    if n_envs >= ROW_SCAN_MIN_ENVS:
-        _row_scan_(x.unbind(0), scratch.keep_rows, g, after)
-        return
-    # Narrow batches: no operation below has more than K * N <= PIECE_ELEMENTS entries.
-    block = _block_size(n_steps)
-    n_blocks = n_steps // block
-    lead = n_steps - n_blocks * block
-    if block >= 2 and n_blocks >= 2:
-        xs = x[lead:].view(n_blocks, block, n_envs).unbind(1)
-        ks = keep[lead:].view(n_blocks, block, n_envs).unbind(1)
-        local, through, carry = scratch.rows[:, :n_blocks]
-        # 1. every block at once, zero carry-in: `local` ends as each block's first value, and
-        # `through` as the product of its factors, g^B where no step is cut, else exactly 0
-        # (products of ones and zeros; a reduction such as amax would be split across threads).
-        local.copy_(xs[block - 1])
-        torch.mul(ks[block - 1], g**block, out=through)
-        for j in range(block - 2, -1, -1):
-            torch.addcmul(xs[j], ks[j], local, value=g, out=local)
-            through.mul_(ks[j])
-        # 2. across blocks: carry[b] is the value entering block b from block b + 1.
-        carry_rows, local_rows, through_rows = carry.unbind(0), local.unbind(0), through.unbind(0)
-        if after is None:
-            carry_rows[-1].zero_()
-        else:
-            carry_rows[-1].copy_(after)
-        for b in range(n_blocks - 2, -1, -1):
-            torch.addcmul(
-                local_rows[b + 1], through_rows[b + 1], carry_rows[b + 1], out=carry_rows[b]
-            )
-        # 3. every block again, from its carry-in, overwriting x with the final values.
-        for j in range(block - 1, -1, -1):
-            torch.addcmul(xs[j], ks[j], carry, value=g, out=xs[j])
-            carry = xs[j]
-        after, n_steps = x[lead], lead
-    _row_scan_(x[:n_steps].unbind(0), keep[:n_steps].unbind(0), g, after)
 
 
 def _td_residuals_(
@@ -301,22 +92,21 @@ def _gae_inputs_(
     terminated_bytes: Tensor,
     truncated_bytes: Tensor,
     gamma: float,
-    scratch: _Scratch,
+    scratch: scans.Scratch,
 ) -> Tensor:
     """Write a chunk's TD residuals into `x`; return its floats `1 - done` (in `scratch.keep`).
 
-    Runs in pieces of at most `PIECE_ELEMENTS` entries, so that no operation is threaded.
+    Runs in pieces of at most `scans.PIECE_ELEMENTS` entries, so that no operation is threaded.
     """
     n_steps, n_envs = x.shape
-    bits, keep_bytes, keep = (
-        _first(buffer, n_steps) for buffer in (scratch.bits, scratch.keep_bytes, scratch.keep)
-    )
-    sizes = _sizes(n_steps, _steps(PIECE_ELEMENTS, n_envs))
+    buffers = (scratch.bits, scratch.keep_bytes, scratch.keep)
+    bits, keep_bytes, keep = (scans.first_rows(buffer, n_steps) for buffer in buffers)
+    sizes = scans.time_sizes(n_steps, scans.steps_within(scans.PIECE_ELEMENTS, n_envs))
     tensors = (x, rewards, values, next_bits, terminated_bytes, truncated_bytes, bits)
-    pieces = zip(*(_split(t, sizes) for t in (*tensors, keep_bytes, keep)), strict=True)
+    pieces = zip(*(scans.split_time(t, sizes) for t in (*tensors, keep_bytes, keep)), strict=True)
     for px, r, v, nb, term, trunc, b, kb, k in pieces:
         _td_residuals_(px, r, v, nb, term, gamma, b)
-        _keep_(torch.bitwise_or(term, trunc, out=kb), kb, k)
+        scans.keep_factors_(torch.bitwise_or(term, trunc, out=kb), kb, k)
     return keep
 
 
@@ -336,10 +126,10 @@ def td_residuals(
     tensors = dict(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
     _check_layout("td_residuals", tensors)
     gamma = check_discount("td_residuals: gamma", gamma)
-    out = _empty(rewards)
-    bits = torch.empty(rewards.shape, dtype=_BITS[rewards.dtype], device=rewards.device)
+    out = scans.empty_like_result(rewards)
+    bits = torch.empty(rewards.shape, dtype=scans.FLOAT_BITS[rewards.dtype], device=rewards.device)
     return _td_residuals_(
-        out, rewards, values, next_values.view(bits.dtype), _bytes(terminated), gamma, bits
+        out, rewards, values, next_values.view(bits.dtype), scans.as_bytes(terminated), gamma, bits
     )
 
 
@@ -358,7 +148,7 @@ def gae(
 
     Batched twin of `spec.returns.gae` (Schulman et al. 2015, eq. 16): the sum stops where
     `terminated | truncated`, a truncated step bootstraps from `next_values` and a terminated
-    one does not. Computed in time chunks by the scans described in the module docstring.
+    one does not. Computed in time chunks by the scans of `runtime.scans`.
     """
     tensors = dict(
         rewards=rewards,
@@ -370,26 +160,26 @@ def gae(
     _check_layout("gae", tensors)
     gamma = check_discount("gae: gamma", gamma)
     lam = check_discount("gae: lam", lam)
-    advantages = _empty(rewards)
+    advantages = scans.empty_like_result(rewards)
     n_steps, n_envs = rewards.shape
-    chunk = max(1, min(n_steps, _chunk_steps(n_envs)))
-    scratch = _scratch(rewards, chunk)
+    chunk = max(1, min(n_steps, scans.chunk_steps(n_envs)))
+    scratch = scans.scratch_buffers(rewards, chunk)
     # Every argument cut into the same time chunks at once (views; `split` is much cheaper than
     # slicing each chunk of each argument), then scanned last chunk first.
-    sizes = _sizes(n_steps, chunk)
-    chunks = zip(
-        _split(advantages, sizes),
-        _split(rewards, sizes),
-        _split(values, sizes),
-        _split(next_values.view(scratch.bits.dtype), sizes),
-        _split(_bytes(terminated), sizes),
-        _split(_bytes(truncated), sizes),
-        strict=True,
+    sizes = scans.time_sizes(n_steps, chunk)
+    parts = (
+        advantages,
+        rewards,
+        values,
+        next_values.view(scratch.bits.dtype),
+        scans.as_bytes(terminated),
+        scans.as_bytes(truncated),
     )
+    chunks = zip(*(scans.split_time(part, sizes) for part in parts), strict=True)
     after = None
     for x, r, v, next_bits, term, trunc in reversed(list(chunks)):
         keep = _gae_inputs_(x, r, v, next_bits, term, trunc, gamma, scratch)
-        _discounted_scan_(x, keep, gamma * lam, after, scratch)
+        scans.discounted_scan_(x, keep, gamma * lam, after, scratch)
         after = x[0]
     return advantages
 
@@ -441,32 +231,27 @@ def discounted_returns(
     )
     _check_layout("discounted_returns", tensors)
     gamma = check_discount("discounted_returns: gamma", gamma)
-    returns = _empty(rewards)
+    returns = scans.empty_like_result(rewards)
     n_steps, n_envs = rewards.shape
     # Chunks of one piece: every operation over a chunk stays under the grain size.
-    chunk = max(1, min(n_steps, _steps(PIECE_ELEMENTS, n_envs)))
-    scratch = _scratch(rewards, chunk)
-    sizes = _sizes(n_steps, chunk)
-    chunks = zip(
-        _split(returns, sizes),
-        _split(rewards, sizes),
-        _split(next_values, sizes),
-        _split(terminated, sizes),
-        _split(truncated, sizes),
-        strict=True,
-    )
+    chunk = max(1, min(n_steps, scans.steps_within(scans.PIECE_ELEMENTS, n_envs)))
+    scratch = scans.scratch_buffers(rewards, chunk)
+    sizes = scans.time_sizes(n_steps, chunk)
+    parts = (returns, rewards, next_values, terminated, truncated)
+    chunks = zip(*(scans.split_time(part, sizes) for part in parts), strict=True)
     after = None
     for x, r, v_next, term, trunc in reversed(list(chunks)):
         # The trace stops after a done step and after the last step; there the bootstrap
         # gamma * V(next) enters x_t = r_t + gamma * bootstrap_t, unless the step terminated.
         rows = x.shape[0]
-        stops = _first(scratch.cut, rows)
-        torch.bitwise_or(_bytes(term), _bytes(trunc), out=_bytes(stops))
+        stops = scans.first_rows(scratch.cut, rows)
+        torch.bitwise_or(scans.as_bytes(term), scans.as_bytes(trunc), out=scans.as_bytes(stops))
         if after is None:
             stops[-1] = True
         x.copy_(v_next).masked_fill_(term | ~stops, 0.0).mul_(gamma).add_(r)
-        keep = _keep_(_bytes(stops), _first(scratch.keep_bytes, rows), _first(scratch.keep, rows))
-        _discounted_scan_(x, keep, gamma, after, scratch)
+        keep_bytes, keep = (scans.first_rows(b, rows) for b in (scratch.keep_bytes, scratch.keep))
+        keep = scans.keep_factors_(scans.as_bytes(stops), keep_bytes, keep)
+        scans.discounted_scan_(x, keep, gamma, after, scratch)
         after = x[0]
     return returns
 

@@ -16,7 +16,7 @@ from checked_rl.properties.returns import (
     td_residuals_match_spec,
     truncation_bootstraps_termination_does_not,
 )
-from checked_rl.runtime import returns
+from checked_rl.runtime import returns, scans
 
 test_gae_matches_spec_float64 = gae_matches_spec(returns.gae)
 test_gae_matches_spec_float32 = gae_matches_spec(returns.gae, dtype=torch.float32)
@@ -86,7 +86,7 @@ def test_chunked_scans_match_spec() -> None:
     # With tiny chunks, every rollout of the strategies is cut into several time chunks, each
     # scanned from the first row of the chunk after it.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(returns, "CHUNK_ELEMENTS", 8)
+        patch.setattr(scans, "CHUNK_ELEMENTS", 8)
         gae_matches_spec(returns.gae)()
         discounted_returns_match_spec(returns.discounted_returns)()
         test_gae_blocked_scan_matches_a_plain_loop(200)
@@ -95,8 +95,8 @@ def test_chunked_scans_match_spec() -> None:
 def test_row_scans_match_spec() -> None:
     # Every batch takes the per-row path of wide batches, in pieces of a few rows.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(returns, "ROW_SCAN_MIN_ENVS", 1)
-        patch.setattr(returns, "PIECE_ELEMENTS", 8)
+        patch.setattr(scans, "ROW_SCAN_MIN_ENVS", 1)
+        patch.setattr(scans, "PIECE_ELEMENTS", 8)
         gae_matches_spec(returns.gae)()
         discounted_returns_match_spec(returns.discounted_returns)()
         test_gae_blocked_scan_matches_a_plain_loop(200)
