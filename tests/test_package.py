@@ -1,0 +1,208 @@
+"""The package as a stranger installs and reads it: one import namespace and clean boundaries.
+
+The first tests import the installed package from a directory outside the checkout, in a fresh
+interpreter; the others read the sources of the three layers with `ast` and check the rules of
+the architecture (docs in shared DESIGN.md and STYLE.md): no module named after a library, no
+private name imported across modules, no private attribute of another object touched, no
+import cycle at module level, no module longer than `MAX_MODULE_LINES`.
+"""
+
+import ast
+import importlib.metadata
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import checked_rl
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("spec", "runtime", "properties")
+MAX_MODULE_LINES = 400
+NAMEDTUPLE_API = frozenset({"_asdict", "_replace", "_fields", "_make"})
+"""Underscore names that are the public API of `collections.namedtuple` / `typing.NamedTuple`."""
+
+PRIVATE_ATTRIBUTE_ALLOWED = {
+    ("runtime/envs/cartpole.py", "_inductor"): (
+        "torch._inductor.compile compiles a traced graph without torch.compile's per-call guards "
+        "(see fused_advance); PyTorch has no public equivalent"
+    ),
+}
+"""Reads of another object's private attribute that are deliberate, each with its reason."""
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_every_module_imports_by_its_installed_name_from_outside_the_checkout(
+    tmp_path: Path,
+) -> None:
+    code = """
+import importlib, pkgutil
+import checked_rl
+names = []
+for layer in ("spec", "runtime", "properties"):
+    package = importlib.import_module(f"checked_rl.{layer}")
+    names.append(package.__name__)
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+        if not info.name.endswith(".__main__"):
+            importlib.import_module(info.name)
+            names.append(info.name)
+print(len(names))
+"""
+    completed = _python(code, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert int(completed.stdout) >= 40
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_the_layers_are_not_top_level_packages(tmp_path: Path, name: str) -> None:
+    completed = _python(f"import {name}", tmp_path)
+    assert completed.returncode != 0
+    assert f"No module named '{name}'" in completed.stderr
+
+
+def test_version_is_the_distributions() -> None:
+    assert checked_rl.__version__ == importlib.metadata.version("checked-rl")
+
+
+def _modules() -> Iterator[tuple[str, Path]]:
+    """(dotted name, path) of every module of the three layers, from the source folders."""
+    for layer in LAYERS:
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            yield ".".join(("checked_rl", *parts)), path
+
+
+MODULES = dict(_modules())
+TREES = {name: ast.parse(path.read_text(), str(path)) for name, path in MODULES.items()}
+
+
+def _relative(name: str) -> str:
+    return str(MODULES[name].relative_to(ROOT))
+
+
+def _top_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when it is imported (not those inside functions or
+    `if TYPE_CHECKING:`)."""
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.Try):
+            yield from (n for n in node.body if isinstance(n, ast.Import | ast.ImportFrom))
+
+
+def test_source_tree_and_installed_modules_agree() -> None:
+    """Every source module is importable under `checked_rl` (the package map covers them)."""
+    assert len(MODULES) >= 40
+    for layer in LAYERS:
+        package = importlib.import_module(f"checked_rl.{layer}")
+        assert Path(package.__file__).resolve() == (ROOT / layer / "__init__.py").resolve()
+
+
+def test_no_module_is_named_after_a_library_its_package_imports() -> None:
+    """A module named `torch.py` beside code that imports torch shadows it for readers (and,
+    with some import modes, for Python)."""
+    offenders = []
+    for name, tree in TREES.items():
+        package = name if MODULES[name].name == "__init__.py" else name.rpartition(".")[0]
+        imported = set(LAYERS)
+        for other, other_tree in TREES.items():
+            if other == package or other.startswith(f"{package}."):
+                for node in _top_level_imports(other_tree):
+                    if isinstance(node, ast.Import):
+                        imported |= {alias.name.split(".")[0] for alias in node.names}
+                    elif node.module and node.level == 0:
+                        imported.add(node.module.split(".")[0])
+        basename = name.rpartition(".")[2]
+        if MODULES[name].name != "__init__.py" and basename in imported - {"checked_rl"}:
+            offenders.append(_relative(name))
+    assert offenders == []
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    offenders = [
+        f"{_relative(name)}:{node.lineno} imports {alias.name} from {node.module}"
+        for name, tree in TREES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("checked_rl")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert offenders == []
+
+
+def test_no_private_attribute_of_another_object_is_touched() -> None:
+    offenders = []
+    for name, tree in TREES.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute):
+                continue
+            attribute = node.attr
+            if not attribute.startswith("_") or attribute.startswith("__"):
+                continue
+            if attribute in NAMEDTUPLE_API:
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            if (_relative(name), attribute) in PRIVATE_ATTRIBUTE_ALLOWED:
+                continue
+            offenders.append(f"{_relative(name)}:{node.lineno} .{attribute}")
+    assert offenders == []
+
+
+def _edges(name: str) -> set[str]:
+    """The package modules that importing `name` imports at its top level."""
+    edges = set()
+    for node in _top_level_imports(TREES[name]):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif node.level == 0 and node.module:
+            targets = [
+                f"{node.module}.{alias.name}"
+                if f"{node.module}.{alias.name}" in MODULES
+                else node.module
+                for alias in node.names
+            ]
+        else:
+            targets = []
+        edges |= {target for target in targets if target in MODULES and target != name}
+    return edges
+
+
+def test_no_import_cycle_at_module_level() -> None:
+    graph = {name: _edges(name) for name in MODULES}
+    state: dict[str, str] = {}
+    cycles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_the_cycle_check_sees_a_cycle() -> None:
+    """The graph is real: the contract package's modules import each other one way."""
+    assert "checked_rl.runtime.contract.records" in _edges("checked_rl.runtime.contract.extremes")
+    assert "checked_rl.runtime.contract.extremes" in _edges("checked_rl.runtime.contract.rules")
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    lengths = {_relative(name): len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert {path: n for path, n in lengths.items() if n > MAX_MODULE_LINES} == {}
