@@ -6,16 +6,22 @@ The JSON is `{"title", "steps", "series": [{"name": "avg_return", "values", "col
 atomically (temporary file + `os.replace`), so a reader never sees half a log.
 """
 
+import contextlib
 import io
 import json
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = ["CURVE_COLOR", "TrainLog", "atomic_write_bytes", "plot_path"]
+
+# The process's file-creation mask, read once at import (reading it means setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 CURVE_COLOR = "#1f77b4"
 """Colour of the `avg_return` series (matplotlib's first default colour)."""
@@ -120,11 +126,26 @@ def plot_path(log_path: str | os.PathLike[str]) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over."""
+    """Write `data` to `path` so that a reader sees the old file or the new one, never half.
+
+    The bytes go to a fresh temporary file in `path`'s directory (`tempfile.mkstemp`, so that
+    concurrent writers never share one), are flushed to disk, and the file is renamed over
+    `path` with `os.replace`. If anything fails, the temporary file is removed and `path` is
+    left as it was. The new file gets the permissions of an ordinary new file (0666 less the
+    umask), not mkstemp's private 0600.
+    """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
