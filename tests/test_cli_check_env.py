@@ -32,14 +32,17 @@ def check_env(*arguments: str) -> subprocess.CompletedProcess:
 
 def check_env_here(capsys: pytest.CaptureFixture, *arguments: str) -> subprocess.CompletedProcess:
     """Run `main(["check-env", *arguments])` here; return what the command would have shown."""
-    code = main(["check-env", *arguments])
+    try:
+        code = main(["check-env", *arguments])
+    except SystemExit as stop:  # a bad command line, reported by the parser
+        code = stop.code
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(arguments, code, captured.out, captured.err)
 
 
 def assert_one_line_error(completed: subprocess.CompletedProcess, *fragments: str) -> None:
-    """A non-zero exit with one `error:` line on stderr, holding `fragments`, no traceback."""
-    assert completed.returncode != 0
+    """Exit code 2 with one `error:` line on stderr, holding `fragments`, no traceback."""
+    assert completed.returncode == 2
     assert "Traceback" not in completed.stderr + completed.stdout
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1, completed.stderr
@@ -100,6 +103,10 @@ def test_a_hanging_server_is_one_line_within_the_timeout(capsys):
         (["no_such_module:Env-v0"], "No module named 'no_such_module'"),
         (["FrozenLake-v1", "--subprocess"], "expected a gymnasium.spaces.Box observation space"),
         (["CartPole-v1", "--steps", "0"], "expected --steps >= 1"),
+        (["CartPole-v1", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
+        (["CartPole-v1", "--step", "5"], "unrecognized arguments: --step 5"),
+        (["CartPole-v1", "--subprocess=yes"], "argument --subprocess: ignored explicit"),
+        ([], "the following arguments are required: ENV_ID"),
     ],
 )
 def test_unusable_input_is_one_line(capsys, arguments, fragment):

@@ -1,5 +1,8 @@
-"""`checked-rl train` and `checked-rl eval` as real subprocesses: runs, bad input, Ctrl-C."""
+"""`checked-rl train` and `checked-rl eval`: runs, help, overrides, bad input, `--version`,
+Ctrl-C; in real subprocesses where the process matters, otherwise through the same `main`."""
 
+import dataclasses
+import importlib.metadata
 import json
 import os
 import signal
@@ -8,11 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import griffe
 import pytest
 import torch
 
+import checked_rl
 from checked_rl.runtime.cli import main
 from checked_rl.runtime.ppo.checkpoint import load_checkpoint
+from checked_rl.runtime.ppo.config import PRESETS, PPOConfig
+from checked_rl.runtime.sessions import KINDS
 
 COMMAND = [sys.executable, "-m", "checked_rl.runtime.cli"]
 TINY = ["--num-envs", "2", "--horizon", "8", "--hidden", "8", "--eval-episodes", "2",
@@ -43,27 +50,105 @@ def test_train_then_eval(tmp_path: Path) -> None:
     assert 1.0 <= float(evaluated.stdout.split(": ")[1]) <= 500.0
 
 
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_help_shows_every_field_with_its_docstring_and_the_default_preset_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps help, also at hyphens, to COLUMNS
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--help"])
+    assert stop.value.code == 0
+    shown = _normalised(capsys.readouterr().out)
+    for option in ("--preset NAME", "--kind KIND", "--env-id ID", "--device DEVICE",
+                   "--log PATH|off", "--checkpoint PATH", "--resume PATH", "--quiet"):
+        assert option in shown
+    assert _normalised(", ".join(KINDS)) in shown
+    # The docstrings as the documentation site reads them (griffe, mkdocstrings' reader).
+    documented = griffe.load("checked_rl.runtime.ppo.config", search_paths=[str(REPOSITORY)])
+    attributes = documented["PPOConfig"].attributes
+    for field in dataclasses.fields(PPOConfig):
+        option = "--" + field.name.replace("_", "-")
+        docstring = attributes[field.name].docstring
+        assert docstring is not None, f"PPOConfig.{field.name} has no docstring"
+        default = getattr(PRESETS["default"], field.name)
+        if field.type is bool:
+            assert f"{option}, --no-{option[2:]} " in shown
+        else:
+            assert f"{option} {field.type.__name__.upper()} " in shown
+        described = f" {_normalised(docstring.value)} (default preset: {default})"
+        assert described in shown, f"{option}: {described!r} not in the help"
+
+
+TINY_TORCHLEAN = ["--preset", "torchlean", "--updates", "1", "--eval-every", "1",
+                  "--eval-episodes", "1", "--eval-max-steps", "10", "--quiet"]
+
+
+def test_given_fields_override_the_preset_and_the_others_keep_its_values(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    assert main(["train", *TINY_TORCHLEAN, "--anneal-lr", "--clip-vloss",
+                 "--checkpoint", str(first)]) == 0
+    expected = dataclasses.replace(PRESETS["torchlean"], updates=1, eval_every=1,
+                                   eval_episodes=1, eval_max_steps=10, anneal_lr=True,
+                                   clip_vloss=True)
+    assert PPOConfig.from_dict(load_checkpoint(first)["config"]) == expected
+    assert expected.hidden == 32 != PRESETS["default"].hidden
+    # Resumed, the checkpoint's config is the base: only the fields given change.
+    assert main(["train", "--resume", str(first), "--updates", "2", "--no-anneal-lr",
+                 "--no-clip-vloss", "--checkpoint", str(second), "--quiet"]) == 0
+    resumed = PPOConfig.from_dict(load_checkpoint(second)["config"])
+    assert resumed == dataclasses.replace(expected, updates=2, anneal_lr=False, clip_vloss=False)
+
+
+def test_version(tmp_path: Path) -> None:
+    assert checked_rl.__version__ == importlib.metadata.version("checked-rl")
+    result = _run("--version", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, f"checked-rl {checked_rl.__version__}\n", "")
+
+
 BAD_INPUT = {
     "negative size": (["train", "--num-envs", "-1"], "num_envs must be a positive integer"),
+    "zero size": (["train", "--num-envs", "0"],
+                  "PPOConfig.num_envs must be a positive integer, got 0"),
+    "out of range": (["train", "--gamma", "1.5"], "PPOConfig.gamma must lie in [0, 1], got 1.5"),
     "unknown kind": (["train", "--kind", "atari"], "--kind must be one of spec, torch"),
-    "not a number": (["train", "--updates", "many"], "argument --updates: invalid int value"),
+    "not a number": (["train", "--updates", "many"],
+                     "argument --updates: expected INT, got 'many'"),
+    "not a float": (["train", "--gamma", "high"], "argument --gamma: expected FLOAT, got 'high'"),
+    "a value for a flag": (["train", "--anneal-lr=yes"],
+                           "argument --anneal-lr/--no-anneal-lr: ignored explicit argument"),
+    "unknown option": (["train", "--num-env", "2"], "unrecognized arguments: --num-env 2"),
+    "missing value": (["train", "--updates"], "argument --updates: expected one argument"),
     "unknown preset": (["train", "--preset", "fastest"], "unknown preset 'fastest'"),
+    "preset with resume": (["train", "--resume", "absent.pt", "--preset", "default"],
+                           "--preset cannot be combined with --resume"),
+    "missing resume checkpoint": (["train", "--resume", "absent.pt"],
+                                  "checkpoint absent.pt does not exist"),
     "uneven minibatches": (["train", "--minibatches", "3"], "minibatches must divide"),
+    "unknown device": (["train", "--device", "tpu"], "--device must be cpu or cuda, got 'tpu'"),
     "missing checkpoint": (["eval", "absent.pt"], "checkpoint absent.pt does not exist"),
     "no episodes": (["eval", "absent.pt", "--episodes", "0"], "--episodes must be a positive"),
+    "eval not a number": (["eval", "absent.pt", "--seed", "x"],
+                          "argument --seed: invalid int value: 'x'"),
+    "no command": ([], "the following arguments are required: COMMAND"),
+    "unknown command": (["trian"], "argument COMMAND: invalid choice: 'trian'"),
 }
 if not torch.cuda.is_available():
     BAD_INPUT["cuda without a GPU"] = (["train", "--device", "cuda"], "no CUDA GPU")
-IN_A_SUBPROCESS = ("not a number", "negative size", "missing checkpoint")
-"""One case per route an error takes (argparse, config checks, handler); each subprocess costs
-a fresh interpreter, so the other cases run the same `main` in this process."""
+IN_A_SUBPROCESS = ("not a number", "zero size", "missing checkpoint", "unknown command")
+"""One case per route an error takes (argparse, config checks, handler, the top-level parser);
+each subprocess costs a fresh interpreter, so the other cases run the same `main` here."""
 
 
-def _assert_one_line_error(command: str, message: str, stderr: str) -> None:
+def _assert_one_line_error(args: list[str], message: str, stderr: str) -> None:
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert message in lines[0] and lines[0].startswith(f"checked-rl {command}")
+    prog = f"checked-rl {args[0]}" if args and args[0] in ("train", "eval") else "checked-rl"
+    assert lines[0].startswith(f"{prog}: error: ") and message in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("case", IN_A_SUBPROCESS)
@@ -73,7 +158,7 @@ def test_bad_input_in_a_subprocess_is_one_line_without_traceback(
     args, message = BAD_INPUT[case]
     result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2
-    _assert_one_line_error(args[0], message, result.stderr)
+    _assert_one_line_error(args, message, result.stderr)
     assert result.stdout == ""
 
 
@@ -88,7 +173,7 @@ def test_bad_input_is_one_line(case: str, tmp_path: Path, monkeypatch: pytest.Mo
         code = stop.code
     assert code == 2
     captured = capsys.readouterr()
-    _assert_one_line_error(args[0], message, captured.err)
+    _assert_one_line_error(args, message, captured.err)
     assert captured.out == ""
 
 

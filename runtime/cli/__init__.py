@@ -3,13 +3,17 @@
 Each subcommand lives in its own module of this package and provides
 `register(subparsers)`, which adds its parser and sets `handler` to a function taking the parsed
 arguments and returning an exit code. Errors a user can fix are reported as one line on stderr
-with a non-zero exit code, never as a traceback.
+with exit code 2, never as a traceback or a usage block: a bad command line through
+`CommandParser.error`, a bad value found later through `CLIError`.
 """
 
 import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import checked_rl
 
 SUBCOMMAND_MODULES = ("checked_rl.runtime.cli.check_env", "checked_rl.runtime.cli.train")
 
@@ -18,22 +22,49 @@ class CLIError(Exception):
     """An error in the user's input or environment, reported as one line without traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr and exit code 2.
+
+    Options must be spelled out (no abbreviations: `--num-env` is an error, not `--num-envs`,
+    whatever options are added later). Subcommand parsers are of the same class (argparse makes
+    them with the parent's class), and `subcommands` holds them by name once `build_parser` has
+    registered them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.subcommands: dict[str, argparse.ArgumentParser] = {}
+
+    def error(self, message: str) -> NoReturn:
+        """Report a bad command line as `PROG: error: MESSAGE`, without the usage block."""
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> CommandParser:
     """The top-level parser with every available subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="checked-rl",
         description="Reinforcement learning checked against a readable reference.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {checked_rl.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    parser.subcommands = dict(subparsers.choices)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: `sys.argv[1:]`), run the subcommand and return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unrecognized = parser.parse_known_args(argv)
+    if unrecognized:  # reported by the subcommand, so the message names it
+        parser.subcommands[args.command].error(
+            f"unrecognized arguments: {' '.join(unrecognized)}"
+        )
     try:
         return int(args.handler(args))
     except CLIError as error:
