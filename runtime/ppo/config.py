@@ -8,10 +8,7 @@ a high annealed step size and a wide clip range. Tuned by the environment steps 
 seeds 0-9 (all ten solve); the timing against Stable-Baselines3 is benchmarks/ppo_cartpole.py.
 """
 
-import ast
 import dataclasses
-import inspect
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +17,6 @@ __all__ = [
     "EVAL_SEED_OFFSET",
     "PRESETS",
     "PPOConfig",
-    "field_docs",
     "preset",
 ]
 
@@ -178,20 +174,3 @@ def preset(name: str, **overrides: Any) -> PPOConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return dataclasses.replace(PRESETS[name], **overrides)
-
-
-def field_docs(cls: type = PPOConfig) -> dict[str, str]:
-    """The docstring written under each field of dataclass `cls`, by field name."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = inspect.cleandoc(following.value.value)
-    return docs
