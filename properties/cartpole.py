@@ -7,7 +7,8 @@ and also `get_state() -> (physics [N, 4], steps [N])` and `set_state(physics, st
 
 Float64 copies must agree with the spec to `FLOAT64_STEP_TOL` after one step (room for the
 last bits of `sin` and `cos` and for a different order of a few operations); float32 copies
-are compared with the spec stepped from the same float32-rounded state, to `FLOAT32_STEP_TOL`.
+are compared with the spec stepped from the same float32-rounded state, to `FLOAT32_STEP_TOL`
+(both in `properties.tolerances`).
 Termination flags are compared exactly except where the spec's new x or theta lies within the
 tolerance of a threshold, where rounding may legitimately decide either way.
 """
@@ -21,21 +22,37 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from checked_rl.properties.returns import round_to_dtype
 from checked_rl.properties.strategies.envs import (
     action_sequences,
     cartpole_batches,
     cartpole_physics,
 )
+from checked_rl.properties.tolerances import (
+    CARTPOLE_STEP_TOL,
+    FLOAT32_STEP_TOL,
+    FLOAT64_STEP_TOL,
+    FLOAT64_TRAJECTORY_TOL,
+    round_to_dtype,
+)
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.spec.envs import cartpole as spec
 
-FLOAT64_STEP_TOL = 1e-12  # one float64 step: a few units in the last place of values below 10
-FLOAT32_STEP_TOL = 1e-5  # one float32 step from a float32 state, relative and absolute
-# Whole float64 episodes: a last-bit difference in sin/cos grows with the pole's instability
-# (roughly e^(4.4 t) for t seconds); 60 steps of 0.02 s amplify 1e-16 by less than 1e3.
-FLOAT64_TRAJECTORY_TOL = 1e-9
-TOLERANCES = {torch.float64: FLOAT64_STEP_TOL, torch.float32: FLOAT32_STEP_TOL}
+__all__ = [
+    "FLOAT32_STEP_TOL",
+    "FLOAT64_STEP_TOL",
+    "FLOAT64_TRAJECTORY_TOL",
+    "TOLERANCES",
+    "MakeCartPole",
+    "StatefulCartPole",
+    "check_auto_reset",
+    "check_step",
+    "set_states",
+    "step_matches_spec",
+    "trajectory_matches_spec",
+]
+
+TOLERANCES = CARTPOLE_STEP_TOL
+"""`properties.tolerances.CARTPOLE_STEP_TOL` under the name this module has always exported."""
 
 
 class StatefulCartPole(Protocol):
@@ -148,7 +165,7 @@ def step_matches_spec(
     Also checks the same-step auto-reset: done copies restart within the reset bounds with step
     count 0, the others keep the successor they returned.
     """
-    tol = TOLERANCES[dtype]
+    tol = CARTPOLE_STEP_TOL[dtype]
 
     @given(params=_PARAMS, states=cartpole_batches(), data=st.data())
     def prop(params: spec.Params, states: list[spec.State], data: st.DataObject) -> None:

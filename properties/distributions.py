@@ -4,7 +4,7 @@ bounds, the inverse-CDF sampler drawing each action with its probability).
 
 Batched implementations take logits `[B, A]` as tensors (`runtime.distributions`' interface).
 Float results are compared as `|got - want| <= rtol * (|want| + scale)`, `rtol` the named
-tolerance of the dtype (`properties.returns.rtol_for`) and `scale` one plus
+tolerance of the dtype (`properties.tolerances.rtol_for`) and `scale` one plus
 the largest finite `|logit|` of the row (rounding in `z - max z` scales with it); `-inf` entries
 (impossible actions) must match exactly. Integer results (greedy and sampled actions) must be
 equal; sampling is compared only where `u` is not within `SAMPLE_MARGIN` of a boundary of the
@@ -19,8 +19,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from checked_rl.properties.returns import assert_close, round_to_dtype, rtol_for
 from checked_rl.properties.strategies.rollouts import logits
+from checked_rl.properties.tolerances import (
+    LAW_TOL,
+    SAMPLE_MARGIN,
+    assert_close,
+    round_to_dtype,
+    rtol_for,
+)
 from checked_rl.spec import distributions as spec_distributions
 
 __all__ = [
@@ -36,9 +42,6 @@ __all__ = [
     "sample_matches_spec",
 ]
 
-SAMPLE_MARGIN = {torch.float64: 1e-9, torch.float32: 1e-5}
-"""Relative distance from an inverse-CDF boundary below which sampled actions are not compared."""
-
 SAMPLE_GRID = 200
 """Evenly spaced `u` per distribution in the law of sampling frequencies."""
 
@@ -47,14 +50,6 @@ def _row_scale(z: np.ndarray) -> np.ndarray:
     """`[B, 1]`: one plus the largest finite `|logit|` of each row."""
     finite = np.where(np.isfinite(z), np.abs(z), 0.0)
     return 1.0 + finite.max(axis=-1, keepdims=True)
-
-
-def _check_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, rtol: float, what: str):
-    """Equal infinities, and finite entries within `rtol * (|want| + scale)`."""
-    infinite = np.isinf(want)
-    np.testing.assert_array_equal(got[infinite], want[infinite], f"{what}: infinite entries")
-    finite_got, finite_want = np.where(infinite, 0.0, got), np.where(infinite, 0.0, want)
-    assert_close(finite_got, finite_want, scale=scale, rtol=rtol, what=what)
 
 
 def _entropy_scale(z: np.ndarray) -> np.ndarray:
@@ -77,7 +72,7 @@ def _logits_fn_matches_spec(
     def prop(z: np.ndarray) -> None:
         z = round_to_dtype(z, dtype)
         got = fn(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
-        _check_close(got, reference(z), scale(z), rtol_for(dtype), name)
+        assert_close(got, reference(z), scale=scale(z), rtol=rtol_for(dtype), what=name)
 
     return prop
 
@@ -110,8 +105,12 @@ def log_prob_matches_spec(
             torch.as_tensor(z, dtype=dtype, device=device), torch.as_tensor(actions, device=device)
         )
         want = spec_distributions.log_prob(z, actions)
-        _check_close(
-            got.cpu().double().numpy(), want, _row_scale(z)[:, 0], rtol_for(dtype), "log_prob"
+        assert_close(
+            got.cpu().double().numpy(),
+            want,
+            scale=_row_scale(z)[:, 0],
+            rtol=rtol_for(dtype),
+            what="log_prob",
         )
 
     return prop
@@ -198,10 +197,6 @@ def sample_draws_each_action_with_its_probability(
         assert np.all(counts[np.isneginf(z[0])] == 0), "an impossible action was drawn"
 
     return prop
-
-
-LAW_TOL = 1e-12
-"""Absolute tolerance of the float64 laws of normalisation and of the entropy bounds."""
 
 
 def log_softmax_is_normalized(

@@ -16,7 +16,8 @@ Auto-resets are followed in one of two ways:
   `runtime.envs.cartpole.CartPole(..., reset_noise="gymnasium")`).
 
 Float64 twins run side by side untouched, to `FLOAT64_TRAJECTORY_TOL`; float32 copies are
-compared step by step, each twin restarted from its copy's rounded state.
+compared step by step, each twin restarted from its copy's rounded state, to `FLOAT32_STEP_TOL`
+(both in `properties.tolerances`).
 """
 
 from collections.abc import Callable, Iterable
@@ -27,18 +28,19 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from checked_rl.properties.cartpole import (
+from checked_rl.properties.cartpole import StatefulCartPole, check_step, set_states
+from checked_rl.properties.strategies.envs import (
+    MAX_BATCH,
+    SEEDS,
+    action_sequences,
+    cartpole_states,
+)
+from checked_rl.properties.tolerances import (
     FLOAT32_STEP_TOL,
     FLOAT64_TRAJECTORY_TOL,
-    StatefulCartPole,
-    check_step,
-    set_states,
+    round_to_dtype,
 )
-from checked_rl.properties.returns import round_to_dtype
-from checked_rl.properties.strategies.envs import MAX_BATCH, action_sequences, cartpole_states
 from checked_rl.spec.envs import cartpole as spec
-
-SEEDS = st.integers(0, 2**31 - 1)
 
 
 class ResettableCartPole(StatefulCartPole, Protocol):

@@ -7,8 +7,9 @@ The implementation under test has `runtime.ppo.loss.ppo_loss`' interface: keywor
 (`logits [B, A]`, `actions [B]`, the rest `[B]`) and settings, returning `(total, stats)` with
 `stats.policy_loss, value_loss, entropy, approx_kl, clip_fraction`.
 
-Tolerances: losses are compared as `|got - want| <= rtol * (|want| + scale)`, `rtol` the named
-tolerance of the dtype and `scale` the sizes of the terms that were summed. The clip fraction
+Tolerances (`properties.tolerances`): losses are compared as
+`|got - want| <= rtol * (|want| + scale)`, `rtol` the named tolerance of the dtype and `scale`
+the sizes of the terms that were summed. The clip fraction
 counts ratios outside `[1 - eps, 1 + eps]`, a step function: the counts are compared exactly,
 and only where no ratio lies within `KINK_MARGIN` of a clip boundary. The gradient check uses
 float64, step `FD_STEP` and tolerance `FD_TOL`, and keeps away from every kink of the loss (the
@@ -23,8 +24,17 @@ import torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from checked_rl.properties.returns import _message_names, round_to_dtype, rtol_for
+from checked_rl.properties.arguments import assert_rejects_argument
 from checked_rl.properties.strategies.rollouts import PPOMinibatch, ppo_minibatches
+from checked_rl.properties.tolerances import (
+    FD_STEP,
+    FD_TOL,
+    KINK_MARGIN,
+    LAW_TOL,
+    assert_close,
+    round_fields,
+    rtol_for,
+)
 from checked_rl.spec import ppo as spec_ppo
 from checked_rl.spec.distributions import log_prob
 
@@ -40,15 +50,6 @@ __all__ = [
     "ppo_loss_matches_spec",
     "ppo_loss_rejects_mismatched_arguments",
 ]
-
-FD_STEP = 1e-6
-"""Step of the central finite differences."""
-
-FD_TOL = 1e-6
-"""Tolerance of a finite-difference derivative, relative to one plus its size."""
-
-KINK_MARGIN = 1e-4
-"""Minimum distance of every sample from a kink of the loss, for the gradient check."""
 
 _STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 _FLOAT_FIELDS = ("logits", "old_log_probs", "advantages", "values", "returns", "old_values")
@@ -82,11 +83,6 @@ def _tensors(batch: PPOMinibatch, dtype: torch.dtype, device: str) -> dict[str, 
     }
     tensors["actions"] = torch.tensor(batch.actions, device=device)
     return tensors
-
-
-def _rounded(batch: PPOMinibatch, dtype: torch.dtype) -> PPOMinibatch:
-    """The minibatch with its arrays rounded to `dtype` (kept float64)."""
-    return batch._replace(**{f: round_to_dtype(getattr(batch, f), dtype) for f in _FLOAT_FIELDS})
 
 
 def _ratio_margin(batch: PPOMinibatch) -> float:
@@ -131,7 +127,7 @@ def ppo_loss_matches_spec(
         )
     )
     def prop(batch: PPOMinibatch) -> None:
-        batch = _rounded(batch, dtype)
+        batch = round_fields(batch, _FLOAT_FIELDS, dtype)
         assume(_ratio_margin(batch) > KINK_MARGIN)
         total, stats = ppo_loss(**_tensors(batch, dtype, device), **_settings(batch))
         want_total, want_stats = _spec_loss(batch)
@@ -154,8 +150,7 @@ def ppo_loss_matches_spec(
                     f"clip_fraction: got {got!r}, spec {want!r}"
                 )
                 continue
-            bound = rtol * (abs(want) + scale)
-            assert abs(got - want) <= bound, f"{name}: got {got!r}, spec {want!r}"
+            assert_close(np.float64(got), np.float64(want), scale=scale, rtol=rtol, what=name)
 
     return prop
 
@@ -193,10 +188,6 @@ def ppo_gradient_matches_finite_differences(
                 )
 
     return prop
-
-
-LAW_TOL = 1e-12
-"""Relative tolerance of the float64 laws of the loss terms."""
 
 
 def clipped_surrogate_is_pessimistic(
@@ -262,11 +253,11 @@ def ppo_loss_rejects_mismatched_arguments(
         tensors = _tensors(batch, torch.float64, "cpu")
         bad = tensors[culprit]
         tensors[culprit] = torch.cat([bad, bad[:1]]) if longer else bad[:, None]
-        try:
-            ppo_loss(**tensors, **_settings(batch._replace(value_clip_coef=0.2)))
-        except (TypeError, ValueError) as error:
-            assert _message_names(error, culprit), f"the error does not name {culprit!r}: {error}"
-        else:
-            raise AssertionError(f"a {culprit} of shape {tuple(tensors[culprit].shape)} passed")
+        settings = _settings(batch._replace(value_clip_coef=0.2))
+        assert_rejects_argument(
+            lambda: ppo_loss(**tensors, **settings),
+            culprit,
+            f"a {culprit} of shape {tuple(tensors[culprit].shape)}",
+        )
 
     return prop

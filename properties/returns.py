@@ -1,31 +1,47 @@
-"""Properties of returns and advantages: batched implementations agree with `spec.returns`, and
-the laws that any GAE must satisfy.
+"""Properties of returns and advantages: batched implementations agree with `spec.returns`.
 
-Two kinds of implementation are checked:
+The implementations checked here are *batched* ones, with `runtime.returns`' interface: keyword
+arguments `rewards, values, next_values, terminated, truncated` as `[T, N]` tensors, `gamma`,
+`lam`; they are compared column by column with the spec (`*_matches_spec`). The laws that any
+GAE must satisfy take *trace* implementations (1-D NumPy arrays over one environment's time
+axis); they live in `properties.returns_laws` and are re-exported here, and `on_trace` turns a
+batched implementation into a trace one, so the laws run on both.
 
-- *batched* ones with `runtime.returns`' interface: keyword arguments `rewards, values,
-  next_values, terminated, truncated` as `[T, N]` tensors, `gamma`, `lam`; compared column by
-  column with the spec (`*_matches_spec`);
-- *trace* ones with `spec.returns`' interface: 1-D NumPy arrays over one environment's time axis
-  (the laws). `on_trace` turns a batched implementation into a trace one, so the laws run on
-  both.
-
-Tolerances. The entries of a result are sums of up to `T` products of inputs, so rounding
-errors scale with the inputs, not with the (possibly cancelled) result. Results are compared as
-`|got - want| <= rtol * (|want| + scale)`, where `scale` is the column's sum of `|r| + |V| +
-|V'|` (which bounds every partial sum when `gamma, lam <= 1`), with `rtol = FLOAT64_RTOL` in
-float64 and `FLOAT32_RTOL` in float32. Float32 checks round the inputs to float32 first, so only
-the arithmetic is measured.
+Tolerances (`properties.tolerances`). The entries of a result are sums of up to `T` products of
+inputs, so rounding errors scale with the inputs, not with the (possibly cancelled) result.
+Results are compared as `|got - want| <= rtol * (|want| + scale)`, where `scale` is the
+column's `returns_scale`, the sum of `|r| + |V| + |V'|` (which bounds every partial sum when
+`gamma, lam <= 1`), with `rtol = FLOAT64_RTOL` in float64 and `FLOAT32_RTOL` in float32. Float32
+checks round the inputs to float32 first, so only the arithmetic is measured.
 """
 
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
+from checked_rl.properties.arguments import assert_rejects_argument
+from checked_rl.properties.returns_laws import (
+    gae_is_discounted_sum_of_residuals,
+    gae_lam_one_is_monte_carlo_minus_values,
+    gae_lam_zero_is_td_residual,
+    lambda_returns_are_advantages_plus_values,
+    normalized_advantages_are_standardized,
+    truncation_bootstraps_termination_does_not,
+)
 from checked_rl.properties.strategies.rollouts import RolloutArrays, discounts, rollouts
+from checked_rl.properties.tolerances import (
+    FLOAT32_RTOL,
+    FLOAT64_RTOL,
+    NORMALIZE_TOL,
+    assert_close,
+    returns_scale,
+    round_fields,
+    round_to_dtype,
+    rtol_for,
+)
 from checked_rl.spec import returns as spec_returns
 
 __all__ = [
@@ -50,15 +66,6 @@ __all__ = [
     "truncation_bootstraps_termination_does_not",
 ]
 
-FLOAT64_RTOL = 1e-12
-"""Relative tolerance (to the inputs' scale) for float64 results."""
-
-FLOAT32_RTOL = 1e-5
-"""Relative tolerance (to the inputs' scale) for float32 results: about 2^7 float32 epsilons."""
-
-NORMALIZE_TOL = 1e-9
-"""Absolute tolerance on the mean and standard deviation of normalised float64 advantages."""
-
 _FLOATS = ("rewards", "values", "next_values")
 _FLAGS = ("terminated", "truncated")
 _FIELDS = {
@@ -69,40 +76,9 @@ _FIELDS = {
 }
 
 
-def rtol_for(dtype: torch.dtype) -> float:
-    """The named relative tolerance of a float dtype."""
-    return {torch.float64: FLOAT64_RTOL, torch.float32: FLOAT32_RTOL}[dtype]
-
-
-def round_to_dtype(array: np.ndarray, dtype: torch.dtype) -> np.ndarray:
-    """`array` rounded to the float dtype `dtype` and kept as float64: what a tensor of that
-    dtype holds, so that a check measures the arithmetic and not the rounding of its inputs."""
-    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}[dtype]
-    return array.astype(np_dtype).astype(np.float64)
-
-
-def _rounded(arrays: RolloutArrays, dtype: torch.dtype) -> RolloutArrays:
-    """The rollout with its floats rounded to `dtype` (and kept as float64 NumPy arrays)."""
-    return RolloutArrays(*(round_to_dtype(a, dtype) for a in arrays[:3]), *arrays[3:])
-
-
-def _scale(arrays: RolloutArrays) -> np.ndarray:
-    """Per column `[N]`: the sum over time of `|r| + |V| + |V'|`."""
-    return np.sum(np.abs(arrays.rewards) + np.abs(arrays.values) + np.abs(arrays.next_values), 0)
-
-
-def assert_close(
-    got: np.ndarray, want: np.ndarray, *, scale: np.ndarray | float, rtol: float, what: str
-) -> None:
-    """Raise AssertionError unless `|got - want| <= rtol * (|want| + scale)` everywhere."""
-    error = np.abs(got - want)
-    bound = rtol * (np.abs(want) + scale)
-    if not np.all(error <= bound):
-        where = np.unravel_index(np.argmax(error - bound), np.shape(error))
-        raise AssertionError(
-            f"{what}: at index {tuple(int(i) for i in where)} got {got[where]!r}, expected "
-            f"{want[where]!r} (error {error[where]:.3g} > bound {bound[where]:.3g})"
-        )
+def _scalars(name: str, *, gamma: float, lam: float) -> dict[str, float]:
+    """The scalar arguments that `name` takes: `gamma`, and `lam` for GAE and lambda-returns."""
+    return {"gamma": gamma, "lam": lam} if name in ("gae", "lambda_returns") else {"gamma": gamma}
 
 
 def _tensors(
@@ -147,15 +123,14 @@ def _spec_columns(name: str, arrays: RolloutArrays, **scalars: float) -> np.ndar
 
 def _matches_spec(name: str, fn: Callable[..., torch.Tensor], dtype: torch.dtype, device: str):
     """The property "batched `fn` agrees with `spec.returns.<name>` column by column"."""
-    takes_lam = name in ("gae", "lambda_returns")
 
     @given(arrays=rollouts(), gamma=discounts(), lam=discounts())
     def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
-        arrays = _rounded(arrays, dtype)
-        scalars = {"gamma": gamma, "lam": lam} if takes_lam else {"gamma": gamma}
+        arrays = round_fields(arrays, _FLOATS, dtype)
+        scalars = _scalars(name, gamma=gamma, lam=lam)
         got = _batched_call(fn, name, arrays, dtype, device, **scalars)
         want = _spec_columns(name, arrays, **scalars)
-        assert_close(got, want, scale=_scale(arrays), rtol=rtol_for(dtype), what=name)
+        assert_close(got, want, scale=returns_scale(arrays), rtol=rtol_for(dtype), what=name)
 
     prop.__name__ = f"{name}_matches_spec"
     return prop
@@ -208,11 +183,12 @@ def normalize_matches_spec(
 
     @given(arrays=rollouts())
     def prop(arrays: RolloutArrays) -> None:
-        advantages = _rounded(arrays, dtype).rewards
+        advantages = round_to_dtype(arrays.rewards, dtype)
         got = normalize_advantages(torch.as_tensor(advantages, dtype=dtype, device=device))
         want = spec_returns.normalize_advantages(advantages)
         # Entries are (a - mean) / (std + eps): the rounding scales with |a| + |mean| over std.
-        scale = (np.abs(advantages) + abs(advantages.mean())) / (advantages.std() + 1e-8)
+        spread = advantages.std() + spec_returns.NORMALIZE_EPS
+        scale = (np.abs(advantages) + abs(advantages.mean())) / spread
         assert_close(
             got.cpu().double().numpy(), want, scale=scale, rtol=rtol_for(dtype), what="normalize"
         )
@@ -240,196 +216,6 @@ def on_trace(
     return trace_fn
 
 
-def _traces(consistent: bool = False) -> st.SearchStrategy[RolloutArrays]:
-    """Single-environment rollouts, as 1-D arrays."""
-    return rollouts(max_envs=1, consistent=consistent).map(
-        lambda a: RolloutArrays(*(x[:, 0] for x in a))
-    )
-
-
-def _trace_scale(arrays: RolloutArrays) -> float:
-    return float(_scale(RolloutArrays(*(x[:, None] for x in arrays)))[0])
-
-
-def gae_lam_one_is_monte_carlo_minus_values(
-    gae: Callable[..., np.ndarray], discounted_returns: Callable[..., np.ndarray]
-) -> Callable[[], None]:
-    """On a consistent trace, `gae(lam=1) == discounted_returns - values` (Schulman et al. 2015,
-    eq. 18)."""
-
-    @given(arrays=_traces(consistent=True), gamma=discounts())
-    def prop(arrays: RolloutArrays, gamma: float) -> None:
-        advantages = gae(**arrays._asdict(), gamma=gamma, lam=1.0)
-        returns = discounted_returns(
-            rewards=arrays.rewards,
-            next_values=arrays.next_values,
-            terminated=arrays.terminated,
-            truncated=arrays.truncated,
-            gamma=gamma,
-        )
-        assert_close(
-            advantages,
-            returns - arrays.values,
-            scale=_trace_scale(arrays),
-            rtol=FLOAT64_RTOL,
-            what="gae(lam=1) vs returns - values",
-        )
-
-    return prop
-
-
-def gae_lam_zero_is_td_residual(
-    gae: Callable[..., np.ndarray], td_residuals: Callable[..., np.ndarray]
-) -> Callable[[], None]:
-    """`gae(lam=0) == td_residuals` (Schulman et al. 2015, eq. 17)."""
-
-    @given(arrays=_traces(), gamma=discounts())
-    def prop(arrays: RolloutArrays, gamma: float) -> None:
-        advantages = gae(**arrays._asdict(), gamma=gamma, lam=0.0)
-        residuals = td_residuals(
-            rewards=arrays.rewards,
-            values=arrays.values,
-            next_values=arrays.next_values,
-            terminated=arrays.terminated,
-            gamma=gamma,
-        )
-        assert_close(
-            advantages,
-            residuals,
-            scale=_trace_scale(arrays),
-            rtol=FLOAT64_RTOL,
-            what="gae(lam=0) vs td_residuals",
-        )
-
-    return prop
-
-
-def gae_is_discounted_sum_of_residuals(
-    gae: Callable[..., np.ndarray], td_residuals: Callable[..., np.ndarray]
-) -> Callable[[], None]:
-    """`A_t = sum_{k=t}^{e(t)} (gamma lam)^(k-t) delta_k`, `e(t)` the first done step `>= t`
-    (or `T - 1`): the closed form of Schulman et al. 2015, eq. 16."""
-
-    @given(arrays=_traces(), gamma=discounts(), lam=discounts())
-    def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
-        advantages = gae(**arrays._asdict(), gamma=gamma, lam=lam)
-        delta = td_residuals(
-            rewards=arrays.rewards,
-            values=arrays.values,
-            next_values=arrays.next_values,
-            terminated=arrays.terminated,
-            gamma=gamma,
-        )
-        done = arrays.terminated | arrays.truncated
-        n_steps = delta.shape[0]
-        closed_form = np.zeros(n_steps)
-        for t in range(n_steps):
-            for k in range(t, n_steps):
-                closed_form[t] += (gamma * lam) ** (k - t) * delta[k]
-                if done[k]:
-                    break
-        assert_close(
-            advantages,
-            closed_form,
-            scale=_trace_scale(arrays),
-            rtol=FLOAT64_RTOL,
-            what="gae vs the sum of discounted residuals",
-        )
-
-    return prop
-
-
-def truncation_bootstraps_termination_does_not(
-    gae: Callable[..., np.ndarray],
-) -> Callable[[], None]:
-    """Changing `next_values` at a terminated step changes nothing; at a truncated, not
-    terminated step `t` it moves `A_t` by exactly `gamma` times the change and leaves every
-    later step alone."""
-
-    @given(arrays=_traces(), gamma=discounts(), lam=discounts(), shift=st.floats(-100.0, 100.0))
-    def prop(arrays: RolloutArrays, gamma: float, lam: float, shift: float) -> None:
-        base = gae(**arrays._asdict(), gamma=gamma, lam=lam)
-        shifted_terminal = arrays.next_values + np.where(arrays.terminated, shift, 0.0)
-        moved = gae(
-            **arrays._replace(next_values=shifted_terminal)._asdict(), gamma=gamma, lam=lam
-        )
-        np.testing.assert_array_equal(moved, base, "a terminated step bootstrapped")
-        cut = np.flatnonzero(arrays.truncated & ~arrays.terminated)
-        assume(cut.size > 0)
-        t = int(cut[-1])
-        next_values = arrays.next_values.copy()
-        next_values[t] += shift
-        moved = gae(**arrays._replace(next_values=next_values)._asdict(), gamma=gamma, lam=lam)
-        np.testing.assert_array_equal(moved[t + 1 :], base[t + 1 :], "a later step moved")
-        scale = _trace_scale(arrays) + abs(shift)
-        assert_close(
-            np.array([moved[t] - base[t]]),
-            np.array([gamma * (next_values[t] - arrays.next_values[t])]),
-            scale=scale,
-            rtol=FLOAT64_RTOL,
-            what=f"the bootstrap of truncated step {t}",
-        )
-
-    return prop
-
-
-def lambda_returns_are_advantages_plus_values(
-    lambda_returns: Callable[..., np.ndarray], gae: Callable[..., np.ndarray]
-) -> Callable[[], None]:
-    """`lambda_returns == gae + values` (the value targets)."""
-
-    @given(arrays=_traces(), gamma=discounts(), lam=discounts())
-    def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
-        targets = lambda_returns(**arrays._asdict(), gamma=gamma, lam=lam)
-        advantages = gae(**arrays._asdict(), gamma=gamma, lam=lam)
-        assert_close(
-            targets,
-            advantages + arrays.values,
-            scale=_trace_scale(arrays),
-            rtol=FLOAT64_RTOL,
-            what="lambda_returns vs gae + values",
-        )
-
-    return prop
-
-
-def normalized_advantages_are_standardized(
-    normalize_advantages: Callable[[np.ndarray], np.ndarray],
-) -> Callable[[], None]:
-    """Normalised advantages have mean 0 and standard deviation `std / (std + eps)`, i.e. 1 up
-    to the epsilon, whenever the batch is not constant; a constant batch maps to zeros (up to
-    the rounding of its mean)."""
-
-    @given(arrays=rollouts())
-    def prop(arrays: RolloutArrays) -> None:
-        advantages = arrays.rewards
-        z = normalize_advantages(advantages)
-        std = advantages.std()
-        if np.all(advantages == advantages.flat[0]):
-            # A constant batch maps to zeros, up to the rounding of its mean: |a - mean| is at
-            # most size * eps_64 * max|a|, which the denominator's epsilon divides.
-            rounding = advantages.size * np.finfo(np.float64).eps * np.max(np.abs(advantages))
-            bound = rounding / spec_returns.NORMALIZE_EPS
-            assert np.max(np.abs(z)) <= bound, f"constant batch maps to {z!r}, not zeros"
-            return
-        # Cancellation in a - mean loses about eps * max|a| / std of relative precision; below
-        # about 1e-154 the squares underflow and std is 0 for a batch that is not constant.
-        assume(std > 1e-6 * np.max(np.abs(advantages)))
-        assert abs(z.mean()) <= NORMALIZE_TOL, f"mean {z.mean()!r} is not 0"
-        expected_std = std / (std + spec_returns.NORMALIZE_EPS)
-        assert abs(z.std() - expected_std) <= NORMALIZE_TOL, (
-            f"std {z.std()!r}, expected {expected_std!r}"
-        )
-
-    return prop
-
-
-def _message_names(error: Exception, name: str) -> bool:
-    """Whether an error message singles out the argument `name` (jaxtyping's or ours)."""
-    message = str(error)
-    return f"parameter '{name}'" in message or f"{name} must" in message
-
-
 def rejects_mismatched_arguments(
     fn: Callable[..., torch.Tensor], name: str = "gae"
 ) -> Callable[[], None]:
@@ -440,7 +226,6 @@ def rejects_mismatched_arguments(
     or `discounted_returns`).
     """
     fields = _FIELDS[name]
-    takes_lam = name in ("gae", "lambda_returns")
 
     @given(
         arrays=rollouts(max_steps=8),
@@ -459,14 +244,7 @@ def rejects_mismatched_arguments(
         else:
             bad = bad.float() if culprit in _FLOATS else bad.to(torch.uint8)
         kwargs[culprit] = bad
-        scalars = {"gamma": 0.9, "lam": 0.9} if takes_lam else {"gamma": 0.9}
-        try:
-            fn(**kwargs, **scalars)
-        except (TypeError, ValueError) as error:
-            assert _message_names(error, culprit), (
-                f"{fault} in {culprit}: the error does not name {culprit!r}: {error}"
-            )
-        else:
-            raise AssertionError(f"{fault} in {culprit} was accepted")
+        scalars = _scalars(name, gamma=0.9, lam=0.9)
+        assert_rejects_argument(lambda: fn(**kwargs, **scalars), culprit, f"{fault} in {culprit}")
 
     return prop

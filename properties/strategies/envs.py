@@ -17,6 +17,7 @@ __all__ = [
     "GRIDWORLD_MAX_SIDE",
     "MAX_ACTION_SEQUENCE",
     "MAX_BATCH",
+    "SEEDS",
     "action_sequences",
     "cartpole_batches",
     "cartpole_physics",
@@ -30,6 +31,9 @@ MAX_BATCH = 8  # copies in a batched environment
 MAX_ACTION_SEQUENCE = 60  # actions in one sequence
 CARTPOLE_MAX_SPEED = 4.0  # |x_dot| and |theta_dot| bound; episodes rarely exceed ~3
 GRIDWORLD_MAX_SIDE = 6  # width and height bound
+
+SEEDS = st.integers(0, 2**31 - 1)
+"""Seeds for `reset`: what `np.random.default_rng` and `torch.manual_seed` both accept."""
 
 _X = cartpole.Params().x_threshold
 _THETA = cartpole.Params().theta_threshold

@@ -1,0 +1,206 @@
+"""The laws that any GAE must satisfy, and those of lambda-returns and advantage normalisation.
+
+The implementations under test are *trace* ones, with `spec.returns`' interface: keyword
+arguments `rewards, values, next_values, terminated, truncated` as 1-D NumPy arrays over one
+environment's time axis, `gamma`, `lam`. `properties.returns.on_trace` turns a batched
+implementation into a trace one, so the laws run on both; `properties.returns` re-exports every
+law, under the names the guide imports them by.
+
+Tolerance: the two sides of each law are compared with `properties.tolerances.assert_close` to
+`FLOAT64_RTOL` of the trace's `returns_scale`, which bounds every partial sum when
+`gamma, lam <= 1`.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from checked_rl.properties.strategies.rollouts import RolloutArrays, discounts, rollouts
+from checked_rl.properties.tolerances import (
+    FLOAT64_RTOL,
+    NORMALIZE_TOL,
+    assert_close,
+    returns_scale,
+)
+from checked_rl.spec import returns as spec_returns
+
+__all__ = [
+    "gae_is_discounted_sum_of_residuals",
+    "gae_lam_one_is_monte_carlo_minus_values",
+    "gae_lam_zero_is_td_residual",
+    "lambda_returns_are_advantages_plus_values",
+    "normalized_advantages_are_standardized",
+    "truncation_bootstraps_termination_does_not",
+]
+
+
+def _traces(consistent: bool = False) -> st.SearchStrategy[RolloutArrays]:
+    """Single-environment rollouts, as 1-D arrays."""
+    return rollouts(max_envs=1, consistent=consistent).map(
+        lambda a: RolloutArrays(*(x[:, 0] for x in a))
+    )
+
+
+def _assert_trace_close(
+    got: np.ndarray, want: np.ndarray, arrays: RolloutArrays, what: str, *, extra: float = 0.0
+) -> None:
+    """`got` equals `want` to `FLOAT64_RTOL` of the trace's scale (plus `extra`)."""
+    scale = float(returns_scale(arrays)) + extra
+    assert_close(got, want, scale=scale, rtol=FLOAT64_RTOL, what=what)
+
+
+def _residuals(
+    td_residuals: Callable[..., np.ndarray], arrays: RolloutArrays, gamma: float
+) -> np.ndarray:
+    """`td_residuals` on the trace (it takes every field but `truncated`)."""
+    return td_residuals(
+        rewards=arrays.rewards,
+        values=arrays.values,
+        next_values=arrays.next_values,
+        terminated=arrays.terminated,
+        gamma=gamma,
+    )
+
+
+def gae_lam_one_is_monte_carlo_minus_values(
+    gae: Callable[..., np.ndarray], discounted_returns: Callable[..., np.ndarray]
+) -> Callable[[], None]:
+    """On a consistent trace, `gae(lam=1) == discounted_returns - values` (Schulman et al. 2015,
+    eq. 18)."""
+
+    @given(arrays=_traces(consistent=True), gamma=discounts())
+    def prop(arrays: RolloutArrays, gamma: float) -> None:
+        advantages = gae(**arrays._asdict(), gamma=gamma, lam=1.0)
+        returns = discounted_returns(
+            rewards=arrays.rewards,
+            next_values=arrays.next_values,
+            terminated=arrays.terminated,
+            truncated=arrays.truncated,
+            gamma=gamma,
+        )
+        _assert_trace_close(
+            advantages, returns - arrays.values, arrays, "gae(lam=1) vs returns - values"
+        )
+
+    return prop
+
+
+def gae_lam_zero_is_td_residual(
+    gae: Callable[..., np.ndarray], td_residuals: Callable[..., np.ndarray]
+) -> Callable[[], None]:
+    """`gae(lam=0) == td_residuals` (Schulman et al. 2015, eq. 17)."""
+
+    @given(arrays=_traces(), gamma=discounts())
+    def prop(arrays: RolloutArrays, gamma: float) -> None:
+        advantages = gae(**arrays._asdict(), gamma=gamma, lam=0.0)
+        residuals = _residuals(td_residuals, arrays, gamma)
+        _assert_trace_close(advantages, residuals, arrays, "gae(lam=0) vs td_residuals")
+
+    return prop
+
+
+def gae_is_discounted_sum_of_residuals(
+    gae: Callable[..., np.ndarray], td_residuals: Callable[..., np.ndarray]
+) -> Callable[[], None]:
+    """`A_t = sum_{k=t}^{e(t)} (gamma lam)^(k-t) delta_k`, `e(t)` the first done step `>= t`
+    (or `T - 1`): the closed form of Schulman et al. 2015, eq. 16."""
+
+    @given(arrays=_traces(), gamma=discounts(), lam=discounts())
+    def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
+        advantages = gae(**arrays._asdict(), gamma=gamma, lam=lam)
+        delta = _residuals(td_residuals, arrays, gamma)
+        done = arrays.terminated | arrays.truncated
+        n_steps = delta.shape[0]
+        closed_form = np.zeros(n_steps)
+        for t in range(n_steps):
+            for k in range(t, n_steps):
+                closed_form[t] += (gamma * lam) ** (k - t) * delta[k]
+                if done[k]:
+                    break
+        _assert_trace_close(
+            advantages, closed_form, arrays, "gae vs the sum of discounted residuals"
+        )
+
+    return prop
+
+
+def truncation_bootstraps_termination_does_not(
+    gae: Callable[..., np.ndarray],
+) -> Callable[[], None]:
+    """Changing `next_values` at a terminated step changes nothing; at a truncated, not
+    terminated step `t` it moves `A_t` by exactly `gamma` times the change and leaves every
+    later step alone."""
+
+    @given(arrays=_traces(), gamma=discounts(), lam=discounts(), shift=st.floats(-100.0, 100.0))
+    def prop(arrays: RolloutArrays, gamma: float, lam: float, shift: float) -> None:
+        base = gae(**arrays._asdict(), gamma=gamma, lam=lam)
+        shifted_terminal = arrays.next_values + np.where(arrays.terminated, shift, 0.0)
+        moved = gae(
+            **arrays._replace(next_values=shifted_terminal)._asdict(), gamma=gamma, lam=lam
+        )
+        np.testing.assert_array_equal(moved, base, "a terminated step bootstrapped")
+        cut = np.flatnonzero(arrays.truncated & ~arrays.terminated)
+        assume(cut.size > 0)
+        t = int(cut[-1])
+        next_values = arrays.next_values.copy()
+        next_values[t] += shift
+        moved = gae(**arrays._replace(next_values=next_values)._asdict(), gamma=gamma, lam=lam)
+        np.testing.assert_array_equal(moved[t + 1 :], base[t + 1 :], "a later step moved")
+        _assert_trace_close(
+            np.array([moved[t] - base[t]]),
+            np.array([gamma * (next_values[t] - arrays.next_values[t])]),
+            arrays,
+            f"the bootstrap of truncated step {t}",
+            extra=abs(shift),
+        )
+
+    return prop
+
+
+def lambda_returns_are_advantages_plus_values(
+    lambda_returns: Callable[..., np.ndarray], gae: Callable[..., np.ndarray]
+) -> Callable[[], None]:
+    """`lambda_returns == gae + values` (the value targets)."""
+
+    @given(arrays=_traces(), gamma=discounts(), lam=discounts())
+    def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
+        targets = lambda_returns(**arrays._asdict(), gamma=gamma, lam=lam)
+        advantages = gae(**arrays._asdict(), gamma=gamma, lam=lam)
+        _assert_trace_close(
+            targets, advantages + arrays.values, arrays, "lambda_returns vs gae + values"
+        )
+
+    return prop
+
+
+def normalized_advantages_are_standardized(
+    normalize_advantages: Callable[[np.ndarray], np.ndarray],
+) -> Callable[[], None]:
+    """Normalised advantages have mean 0 and standard deviation `std / (std + eps)`, i.e. 1 up
+    to the epsilon, whenever the batch is not constant; a constant batch maps to zeros (up to
+    the rounding of its mean)."""
+
+    @given(arrays=rollouts())
+    def prop(arrays: RolloutArrays) -> None:
+        advantages = arrays.rewards
+        z = normalize_advantages(advantages)
+        std = advantages.std()
+        if np.all(advantages == advantages.flat[0]):
+            # A constant batch maps to zeros, up to the rounding of its mean: |a - mean| is at
+            # most size * eps_64 * max|a|, which the denominator's epsilon divides.
+            rounding = advantages.size * np.finfo(np.float64).eps * np.max(np.abs(advantages))
+            bound = rounding / spec_returns.NORMALIZE_EPS
+            assert np.max(np.abs(z)) <= bound, f"constant batch maps to {z!r}, not zeros"
+            return
+        # Cancellation in a - mean loses about eps * max|a| / std of relative precision; below
+        # about 1e-154 the squares underflow and std is 0 for a batch that is not constant.
+        assume(std > 1e-6 * np.max(np.abs(advantages)))
+        assert abs(z.mean()) <= NORMALIZE_TOL, f"mean {z.mean()!r} is not 0"
+        expected_std = std / (std + spec_returns.NORMALIZE_EPS)
+        assert abs(z.std() - expected_std) <= NORMALIZE_TOL, (
+            f"std {z.std()!r}, expected {expected_std!r}"
+        )
+
+    return prop
