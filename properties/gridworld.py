@@ -16,8 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
+from checked_rl.properties.mdp import check_monotone_contraction
 from checked_rl.properties.strategies.envs import MAX_BATCH, action_sequences, gridworld_params
 from checked_rl.properties.strategies.envs import gridworld_states as states_of
+from checked_rl.properties.tolerances import VALUE_TOL
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.spec.envs import gridworld as spec
 from checked_rl.spec.mdp import TabularMDP
@@ -103,7 +105,6 @@ def tabular_matches_step(
     return prop
 
 
-VALUE_TOL = 1e-9  # linear solves and value iteration on grids of at most 36 cells
 GAMMAS = st.one_of(st.just(0.0), st.floats(0.05, 0.99), st.just(1.0))
 _VALUE = st.floats(-100.0, 100.0, allow_nan=False)
 
@@ -165,18 +166,9 @@ def _ordered_values(data: st.DataObject, n: int) -> tuple[np.ndarray, np.ndarray
     return v, v + gap
 
 
-def _check_monotone_contraction(
-    apply: Callable[[np.ndarray], np.ndarray], v: np.ndarray, w: np.ndarray, gamma: float
-) -> None:
-    """For `v <= w`: `T v <= T w` and `|T v - T w|_inf <= gamma |v - w|_inf`, up to rounding."""
-    t_v, t_w = apply(v), apply(w)
-    slack = VALUE_TOL * (1.0 + np.max(np.abs(w)))
-    assert np.all(t_v <= t_w + slack), f"not monotone: v <= w but T v = {t_v}, T w = {t_w}"
-    distance = np.max(np.abs(v - w))
-    assert np.max(np.abs(t_v - t_w)) <= gamma * distance + slack, (
-        f"not a {gamma}-contraction: |T v - T w| = {np.max(np.abs(t_v - t_w))}, "
-        f"|v - w| = {distance}"
-    )
+def _slack(w: np.ndarray) -> float:
+    """The rounding allowed in the operator laws for `v <= w`: `VALUE_TOL` of `1 + |w|_inf`."""
+    return VALUE_TOL * (1.0 + np.max(np.abs(w)))
 
 
 def optimality_operator_laws(
@@ -192,7 +184,9 @@ def optimality_operator_laws(
     def prop(params: spec.Params, gamma: float, data: st.DataObject) -> None:
         mdp = spec.tabular(params)
         v, w = _ordered_values(data, params.n_states)
-        _check_monotone_contraction(lambda u: operator(mdp, u, gamma), v, w, gamma)
+        check_monotone_contraction(
+            lambda u: operator(mdp, u, gamma), v, w, gamma, tol=_slack(w), what="T*"
+        )
         optimal = shortest_path_values(params, gamma)
         np.testing.assert_allclose(
             operator(mdp, optimal, gamma), optimal, rtol=VALUE_TOL, atol=VALUE_TOL
@@ -227,7 +221,9 @@ def policy_operator_laws(
         wander = np.array(weights) + 1e-3
         policy = 0.5 * _toward_goal(params) + 0.5 * wander / wander.sum(axis=1, keepdims=True)
         v, w = _ordered_values(data, n)
-        _check_monotone_contraction(lambda u: operator(mdp, policy, u, gamma), v, w, gamma)
+        check_monotone_contraction(
+            lambda u: operator(mdp, policy, u, gamma), v, w, gamma, tol=_slack(w), what="T^pi"
+        )
         values = policy_evaluation(mdp, policy, gamma)
         np.testing.assert_allclose(
             operator(mdp, policy, values, gamma), values, rtol=VALUE_TOL, atol=VALUE_TOL

@@ -13,8 +13,9 @@ laws run on the tabular view of an environment such as GridWorld.
 - The optimal values dominate the values of every policy, and the greedy policy of `v*`
   attains them.
 
-Tolerance: `MDP_TOL`, relative to the size of the values and rewards involved; discounts for
-solves stay below `MAX_SOLVE_GAMMA`, so the linear systems are well conditioned.
+Tolerance: `properties.tolerances.VALUE_TOL`, relative to the size of the values and rewards
+involved; discounts for solves stay below `MAX_SOLVE_GAMMA`, so the linear systems are well
+conditioned. `check_monotone_contraction` is the check that `properties.gridworld` shares.
 """
 
 from collections.abc import Callable
@@ -24,12 +25,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checked_rl.properties.strategies.rollouts import policies, tabular_mdps, value_vectors
+from checked_rl.properties.tolerances import VALUE_TOL
 from checked_rl.spec.mdp import TabularMDP
 
 __all__ = [
     "MAX_SOLVE_GAMMA",
     "MAX_SWEEPS",
     "MDP_TOL",
+    "check_monotone_contraction",
     "greedy_policy_of_optimal_values_is_optimal",
     "optimal_values_dominate_every_policy",
     "optimality_operator_is_monotone_contraction",
@@ -38,8 +41,8 @@ __all__ = [
     "value_iteration_converges_within_gamma_power",
 ]
 
-MDP_TOL = 1e-9
-"""Relative tolerance of the laws (linear solves lose a few digits to conditioning)."""
+MDP_TOL = VALUE_TOL
+"""`properties.tolerances.VALUE_TOL` under the name this module has always exported."""
 
 MAX_SOLVE_GAMMA = 0.95
 """Largest discount for the laws that solve for values: condition numbers stay below ~40."""
@@ -59,16 +62,21 @@ def _scale(mdp: TabularMDP, *arrays: np.ndarray, gamma: float = 0.0) -> float:
     return 1.0 + _sup(mdp.R) / (1.0 - min(gamma, MAX_SOLVE_GAMMA)) + sum(map(_sup, arrays))
 
 
-def _check_monotone_contraction(
+def check_monotone_contraction(
     apply: Callable[[np.ndarray], np.ndarray],
-    mdp: TabularMDP,
     u: np.ndarray,
     w: np.ndarray,
     gamma: float,
+    *,
+    tol: float,
     what: str,
 ) -> None:
+    """Assert that the operator `apply` is a `gamma`-contraction in the sup norm on `u, w`,
+    `|T u - T w|_inf <= gamma |u - w|_inf`, and monotone on `u <= max(u, w)`, both to `tol`.
+
+    `what` names the operator in the failure message.
+    """
     tu, tw = apply(u), apply(w)
-    tol = MDP_TOL * _scale(mdp, u, w)
     assert _sup(tu - tw) <= gamma * _sup(u - w) + tol, (
         f"{what}: |Tu - Tw| = {_sup(tu - tw)} > gamma |u - w| = {gamma * _sup(u - w)}"
     )
@@ -87,8 +95,13 @@ def policy_operator_is_monotone_contraction(
     def prop(mdp: TabularMDP, gamma: float, data: st.DataObject) -> None:
         pi = data.draw(policies(mdp.n_states, mdp.n_actions))
         u, w = data.draw(value_vectors(mdp.n_states)), data.draw(value_vectors(mdp.n_states))
-        _check_monotone_contraction(
-            lambda v: bellman_policy_operator(mdp, pi, v, gamma), mdp, u, w, gamma, "T^pi"
+        check_monotone_contraction(
+            lambda v: bellman_policy_operator(mdp, pi, v, gamma),
+            u,
+            w,
+            gamma,
+            tol=VALUE_TOL * _scale(mdp, u, w),
+            what="T^pi",
         )
 
     return prop
@@ -104,8 +117,13 @@ def optimality_operator_is_monotone_contraction(
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, 1.0), data=st.data())
     def prop(mdp: TabularMDP, gamma: float, data: st.DataObject) -> None:
         u, w = data.draw(value_vectors(mdp.n_states)), data.draw(value_vectors(mdp.n_states))
-        _check_monotone_contraction(
-            lambda v: bellman_optimality_operator(mdp, v, gamma), mdp, u, w, gamma, "T*"
+        check_monotone_contraction(
+            lambda v: bellman_optimality_operator(mdp, v, gamma),
+            u,
+            w,
+            gamma,
+            tol=VALUE_TOL * _scale(mdp, u, w),
+            what="T*",
         )
 
     return prop
@@ -124,7 +142,7 @@ def policy_evaluation_is_fixed_point(
         pi = data.draw(policies(mdp.n_states, mdp.n_actions))
         v = policy_evaluation(mdp, pi, gamma)
         residual = bellman_policy_operator(mdp, pi, v, gamma) - v
-        assert _sup(residual) <= MDP_TOL * _scale(mdp, v, gamma=gamma), f"residual {residual}"
+        assert _sup(residual) <= VALUE_TOL * _scale(mdp, v, gamma=gamma), f"residual {residual}"
         np.testing.assert_array_equal(v[mdp.terminal], 0.0)
 
     return prop
@@ -147,7 +165,7 @@ def value_iteration_converges_within_gamma_power(
     )
     def prop(mdp: TabularMDP, gamma: float, sweeps: int, tol: float) -> None:
         _, v_star = policy_iteration(mdp, gamma)
-        slack = MDP_TOL * _scale(mdp, v_star, gamma=gamma)
+        slack = VALUE_TOL * _scale(mdp, v_star, gamma=gamma)
         v_k, done = value_iteration(mdp, gamma, tol=0.0, max_iterations=sweeps)
         assert done <= sweeps, f"{done} sweeps made, at most {sweeps} allowed"
         assert _sup(v_k - v_star) <= gamma**sweeps * _sup(v_star) + slack, (
@@ -173,7 +191,7 @@ def optimal_values_dominate_every_policy(
         _, v_star = policy_iteration(mdp, gamma)
         pi = data.draw(policies(mdp.n_states, mdp.n_actions))
         v_pi = policy_evaluation(mdp, pi, gamma)
-        tol = MDP_TOL * _scale(mdp, v_star, v_pi, gamma=gamma)
+        tol = VALUE_TOL * _scale(mdp, v_star, v_pi, gamma=gamma)
         assert np.all(v_star >= v_pi - tol), f"v* = {v_star} below v^pi = {v_pi}"
 
     return prop
@@ -192,7 +210,7 @@ def greedy_policy_of_optimal_values_is_optimal(
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, MAX_SOLVE_GAMMA))
     def prop(mdp: TabularMDP, gamma: float) -> None:
         _, v_star = policy_iteration(mdp, gamma)
-        tol = MDP_TOL * _scale(mdp, v_star, gamma=gamma)
+        tol = VALUE_TOL * _scale(mdp, v_star, gamma=gamma)
         assert _sup(bellman_optimality_operator(mdp, v_star, gamma) - v_star) <= tol
         v_greedy = policy_evaluation(mdp, greedy_policy(mdp, v_star, gamma), gamma)
         assert _sup(v_greedy - v_star) <= tol, f"greedy value {v_greedy}, v* {v_star}"
