@@ -3,6 +3,7 @@ right; bad arguments are rejected with the argument's name."""
 
 import pytest
 import torch
+from hypothesis import Phase, settings
 
 from checked_rl.properties.distributions import (
     entropy_matches_spec,
@@ -102,3 +103,23 @@ def test_ppo_stats_are_detached() -> None:
     )
     assert total.requires_grad
     assert not any(s.requires_grad for s in stats)
+
+
+FIND_FAULT = settings(max_examples=200, database=None, phases=[Phase.generate])
+"""Settings for running a property on a faulty implementation: long enough to find the fault."""
+
+
+def test_agreement_with_spec_catches_finite_log_probabilities_of_impossible_actions() -> None:
+    def floored_log_softmax(logits: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(logits.clamp(min=-1e9), dim=-1)
+
+    with pytest.raises(AssertionError, match="log_softmax: infinite entries"):
+        FIND_FAULT(log_softmax_matches_spec(floored_log_softmax))()
+
+
+def test_rejection_property_catches_a_loss_that_accepts_any_shape() -> None:
+    def unchecked_loss(**kwargs: object) -> tuple[torch.Tensor, None]:
+        return torch.zeros(()), None
+
+    with pytest.raises(AssertionError, match="was accepted"):
+        FIND_FAULT(ppo_loss_rejects_mismatched_arguments(unchecked_loss))()

@@ -2,18 +2,23 @@
 
 import pytest
 import torch
+from hypothesis import Phase, settings
 
+from checked_rl.properties import returns as properties_returns
+from checked_rl.properties import returns_laws, tolerances
 from checked_rl.properties.returns import (
     discounted_returns_match_spec,
-    gae_is_discounted_sum_of_residuals,
-    gae_lam_one_is_monte_carlo_minus_values,
-    gae_lam_zero_is_td_residual,
     gae_matches_spec,
     lambda_returns_match_spec,
     normalize_matches_spec,
     on_trace,
     rejects_mismatched_arguments,
     td_residuals_match_spec,
+)
+from checked_rl.properties.returns_laws import (
+    gae_is_discounted_sum_of_residuals,
+    gae_lam_one_is_monte_carlo_minus_values,
+    gae_lam_zero_is_td_residual,
     truncation_bootstraps_termination_does_not,
 )
 from checked_rl.runtime import returns, scans
@@ -110,3 +115,47 @@ def test_gae_rejects_a_discount_outside_the_unit_interval() -> None:
 def test_normalize_rejects_an_empty_batch() -> None:
     with pytest.raises(ValueError, match="at least one entry"):
         returns.normalize_advantages(torch.zeros(0, 3))
+
+
+FIND_FAULT = settings(max_examples=200, database=None, phases=[Phase.generate])
+"""Settings for running a property on a faulty implementation: long enough to find the fault."""
+
+
+def done_only_gae(*, rewards, values, next_values, terminated, truncated, gamma, lam):
+    """A GAE that knows only `done`: it stops bootstrapping at a time limit too (the guide's
+    example, which docs/guides/properties.md shows `gae_matches_spec` catching)."""
+    done = (terminated | truncated).to(rewards.dtype)
+    advantages = torch.zeros_like(rewards)
+    next_advantage = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        delta = rewards[t] + gamma * (1 - done[t]) * next_values[t] - values[t]
+        next_advantage = delta + gamma * lam * (1 - done[t]) * next_advantage
+        advantages[t] = next_advantage
+    return advantages
+
+
+def test_truncation_law_catches_a_done_only_gae() -> None:
+    with pytest.raises(AssertionError, match="the bootstrap of truncated step"):
+        FIND_FAULT(truncation_bootstraps_termination_does_not(on_trace(done_only_gae)))()
+
+
+def test_rejection_property_catches_a_gae_that_accepts_anything() -> None:
+    with pytest.raises(AssertionError, match="was accepted"):
+        FIND_FAULT(rejects_mismatched_arguments(done_only_gae))()
+
+
+def test_rejection_property_catches_an_error_that_names_no_argument() -> None:
+    def vague_gae(**kwargs: object) -> torch.Tensor:
+        raise ValueError("bad arguments")
+
+    with pytest.raises(AssertionError, match="the error does not name"):
+        FIND_FAULT(rejects_mismatched_arguments(vague_gae))()
+
+
+def test_the_guide_imports_every_returns_property_from_properties_returns() -> None:
+    # docs/guides/properties.md documents the laws and the tolerance helpers under
+    # checked_rl.properties.returns; they live in returns_laws and tolerances.
+    for module in (returns_laws, tolerances):
+        for name in set(module.__all__) & set(properties_returns.__all__):
+            assert getattr(properties_returns, name) is getattr(module, name), name
+    assert set(returns_laws.__all__) <= set(properties_returns.__all__)

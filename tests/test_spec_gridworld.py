@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 
 from checked_rl.properties.gridworld import (
     VALUE_TOL,
@@ -107,3 +107,12 @@ def test_environment_record() -> None:
 def test_invalid_params_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         gridworld.Params(**kwargs)
+
+
+def test_operator_laws_catch_an_operator_that_is_no_contraction() -> None:
+    def doubling(tabular: mdp.TabularMDP, values: np.ndarray, gamma: float) -> np.ndarray:
+        return 2.0 * values
+
+    prop = optimality_operator_laws(doubling)
+    with pytest.raises(AssertionError, match=r"T\*: \|Tu - Tw\|"):
+        settings(max_examples=200, database=None, phases=[Phase.generate])(prop)()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from checked_rl.properties.returns import (
+from checked_rl.properties.returns_laws import (
     gae_is_discounted_sum_of_residuals,
     gae_lam_one_is_monte_carlo_minus_values,
     gae_lam_zero_is_td_residual,
