@@ -1,6 +1,7 @@
 """Batched torch CartPole and GridWorld against their spec twins and against Gymnasium."""
 
 import dataclasses
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from checked_rl.properties import cartpole as cartpole_properties
 from checked_rl.properties import gridworld as gridworld_properties
+from checked_rl.runtime.envs import cartpole as runtime_cartpole
 from checked_rl.runtime.envs.cartpole import CartPole
 from checked_rl.runtime.envs.gridworld import GridWorld
 from checked_rl.runtime.shapes import TypeCheckError
@@ -311,3 +313,49 @@ def test_get_state_returns_copies(dtype: torch.dtype) -> None:
     physics_now, steps_now = env.get_state()
     assert torch.equal(steps_now, torch.zeros(3, dtype=torch.int64))
     assert not torch.equal(physics_now, physics)
+
+
+# The compiled step: a failure to compile falls back to eager steps; an error in a step surfaces
+
+
+def test_a_compile_failure_warns_and_steps_eagerly(monkeypatch) -> None:
+    from torch._inductor.exc import InductorError, InvalidCxxCompiler
+
+    def no_compiler(*args, **kwargs):
+        raise InductorError(InvalidCxxCompiler(), None)
+
+    monkeypatch.setattr(torch._inductor, "compile", no_compiler)
+    params = cartpole.Params(tau=0.03)  # not compiled before: `fused_advance` caches by params
+    compiled, eager = (CartPole(4, params, seed=5, compiled=c) for c in (True, False))
+    actions = torch.tensor([0, 1, 1, 0])
+    with pytest.warns(RuntimeWarning, match="compiling the step failed .InductorError: Invalid"):
+        step = compiled.step(actions)
+    assert not compiled.compiled
+    assert torch.equal(step.next_observation, eager.step(actions).next_observation)
+
+
+def test_an_error_inside_the_compiled_step_surfaces(monkeypatch) -> None:
+    # A real failure of compiled code at run time: the kernel compiled for 8 copies asserts
+    # the sizes of its inputs and is handed 4. It must not turn into a warning and a fallback.
+    compile_for = runtime_cartpole.fused_advance
+
+    def compiled_for_eight(params, dtype, num_envs, device):
+        return compile_for(params, dtype, 8, device)
+
+    monkeypatch.setattr(runtime_cartpole, "fused_advance", compiled_for_eight)
+    env = CartPole(4, dtype=torch.float64, seed=0, compiled=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(AssertionError, match="expected size 4==8"):
+            env.step(torch.zeros(4, dtype=torch.int64))
+    assert env.compiled
+
+
+def test_an_error_while_compiling_that_is_not_a_compile_failure_surfaces(monkeypatch) -> None:
+    def broken_trace(function):
+        raise TypeError("a bug in the traced step")
+
+    monkeypatch.setattr(runtime_cartpole, "make_fx", broken_trace)
+    env = CartPole(4, cartpole.Params(tau=0.031), seed=0, compiled=True)  # a new cache key
+    with pytest.raises(TypeError, match="a bug in the traced step"):
+        env.step(torch.zeros(4, dtype=torch.int64))

@@ -29,8 +29,8 @@ Source: gymnasium/envs/classic_control/cartpole.py (`CartPoleEnv`, `CartPoleVect
 
 import functools
 import warnings
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,7 +38,14 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from checked_rl.runtime.envs.base import EnvStep, check_actions, checked_device
+from checked_rl.runtime.envs.base import (
+    EnvStep,
+    check_actions,
+    check_state,
+    checked_device,
+    numpy_generator,
+    plain_params,
+)
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec.envs import cartpole as spec
 
@@ -57,6 +64,12 @@ faster at N = 1 to 1024 in the same measurements)."""
 
 Outcome = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
+COMPILE_ERRORS: tuple[type[Exception], ...] = (
+    torch._dynamo.exc.BackendCompilerFailed,  # inductor wraps its failures in InductorError
+    torch._inductor.exc.TritonMissing, torch._inductor.exc.GPUTooOldForTriton, OSError,
+)
+"""What compiling `fused_advance` raises where it cannot be (no C++ compiler, no Triton)."""
+
 
 class CartPole:
     """`num_envs` CartPole-v1 copies on one device; implements `runtime.envs.base.BatchedEnv`.
@@ -69,8 +82,8 @@ class CartPole:
         reset_noise: "torch" or "gymnasium", see the module docstring.
         seed: if given, the constructor's reset is seeded with it.
         compiled: step through `fused_advance` with torch reset noise; None (default): on CPU
-            from `COMPILE_MIN_ENVS` copies up. If compiling or running it fails, the
-            environment warns and steps eagerly from then on.
+            from `COMPILE_MIN_ENVS` copies up. If it cannot be compiled (`COMPILE_ERRORS`),
+            the environment warns and steps eagerly from then on.
     """
 
     observation_shape: tuple[int, ...] = spec.OBSERVATION_SHAPE
@@ -109,11 +122,8 @@ class CartPole:
         # One NumPy generator per copy in "gymnasium" mode (reseeded by `reset(seed)`).
         copies = range(num_envs if reset_noise == "gymnasium" else 0)
         self._rngs = [np.random.default_rng() for _ in copies]
-        self._thresholds = torch.tensor(
-            [[self.params.x_threshold], [self.params.theta_threshold]],
-            dtype=dtype,
-            device=self.device,
-        )
+        thresholds = [[self.params.x_threshold], [self.params.theta_threshold]]
+        self._thresholds = torch.tensor(thresholds, dtype=dtype, device=self.device)
         # Step counts: int32 beside float32 states (less memory traffic), int64 beside float64.
         self._int = torch.int32 if dtype == torch.float32 else torch.int64
         self._bits = torch.empty(num_envs, dtype=torch.int64, device=self.device)
@@ -155,19 +165,17 @@ class CartPole:
         check_actions("CartPole.step", actions, self.num_envs, self.device)
         state = (self._thresholds, self._physics, self._steps)
         grid = self._draw_grid() if self.reset_noise == "torch" else None
+        fused = None
         if self.compiled and grid is not None:
             try:
                 fused = fused_advance(self.params, self.dtype, self.num_envs, self.device)
-                outcome = fused(*state, actions.contiguous(), grid)
-            except Exception as error:  # no C++ compiler, an unsupported platform, ...
-                warnings.warn(
-                    f"CartPole: the compiled step failed ({type(error).__name__}: {error}); "
-                    "stepping eagerly from now on",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            except COMPILE_ERRORS as error:  # only compiling is tried: the step's errors surface
+                failed = f"CartPole: compiling the step failed ({type(error).__name__}: {error})"
+                warnings.warn(f"{failed}; stepping eagerly from now on", RuntimeWarning, 2)
                 self.compiled = False
-        if not (self.compiled and grid is not None):
+        if fused is not None:
+            outcome = fused(*state, actions.contiguous(), grid)
+        else:
             fresh = None if grid is None else reset_state(self.params, grid, self.dtype)
             outcome = advance(self.params, *state, actions, fresh)
         new, reward, terminated, truncated, following, self._steps = outcome
@@ -176,6 +184,31 @@ class CartPole:
             following = self._gymnasium_reset_where(terminated | truncated, new)
         self._physics = following
         return EnvStep(new.t(), reward, terminated, truncated)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs as plain data: `physics` and `steps` (`get_state`),
+        the reset noise's torch `generator` state (uint8) or per-copy NumPy `rngs` states, and
+        what `load_state_dict` requires to match (copies, dtype, reset noise, params, device)."""
+        physics, steps = self.get_state()
+        state = {**self._identity(), "physics": physics, "steps": steps}
+        if self.reset_noise == "torch":
+            state["generator"] = self._generator.get_state()
+        else:
+            state["rngs"] = [rng.bit_generator.state for rng in self._rngs]
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly from `state` (from `state_dict`); a one-line ValueError names what
+        does not fit: a missing entry, the number of copies, dtype, reset noise, params."""
+        torch_noise = self.reset_noise == "torch"
+        per_copy = ("physics", "steps") if torch_noise else ("physics", "steps", "rngs")
+        other = ("generator",) if torch_noise else ()
+        check_state("CartPole.load_state_dict", state, self._identity(), per_copy, other)
+        self.set_state(state["physics"].to(self.device), state["steps"].to(self.device))
+        if torch_noise:
+            self._generator.set_state(state["generator"].cpu())
+        else:
+            self._rngs = [numpy_generator(saved) for saved in state["rngs"]]
 
     @typechecked
     def get_state(self) -> tuple[Physics, StepCounts]:
@@ -192,6 +225,14 @@ class CartPole:
             )
         self._physics = torch.empty_like(self._physics).copy_(physics.t())
         self._steps = steps.to(self.device, self._int, copy=True).contiguous()
+
+    def _identity(self) -> dict[str, Any]:
+        """What a state must share with this environment to be loaded into it."""
+        identity = {"num_envs": self.num_envs, "dtype": str(self.dtype)}
+        identity |= {"reset_noise": self.reset_noise, "params": plain_params(self.params)}
+        if self.reset_noise == "torch":  # a CPU generator's state does not fit a CUDA one
+            identity["generator_device"] = self.device.type
+        return identity
 
     def _draw_grid(self) -> Tensor:
         """`[4, N]` int16: one 64-bit draw per copy from the torch generator, as four integers.

@@ -4,14 +4,24 @@ The state of copy `i` is its cell `(row, col)` (int64) and its step count. Obser
 `params.observation`: `"one_hot"` gives `[N, width * height]` with a 1 at `row * width + col`,
 `"coordinates"` gives `[N, 2]` holding `(row, col)`, in the environment's float dtype. Copies
 that reach the goal (or `params.max_episode_steps`) are put back on the start cell in the same step.
-The start is fixed, so `reset(seed)` accepts a seed only for the protocol's sake.
+The start is fixed, so `reset(seed)` accepts a seed only for the protocol's sake, and the
+cells and step counts are all of the state (`state_dict`).
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from checked_rl.runtime.envs.base import EnvStep, check_actions, checked_device
+from checked_rl.runtime.envs.base import (
+    EnvStep,
+    check_actions,
+    check_state,
+    checked_device,
+    plain_params,
+)
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec.envs import gridworld as spec
 
@@ -91,6 +101,18 @@ class GridWorld:
         self._steps = steps.masked_fill_(done, 0)
         return EnvStep(self._observation(cells), reward, terminated, truncated)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs as plain data: the `cells` and `steps` of
+        `get_state`, and what `load_state_dict` requires to match (copies, dtype, params)."""
+        cells, steps = self.get_state()
+        return {**self._identity(), "cells": cells, "steps": steps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly from `state` (from `state_dict`); a one-line ValueError names what
+        does not fit: a missing entry, the number of copies, dtype, params, a cell off the grid."""
+        check_state("GridWorld.load_state_dict", state, self._identity(), ("cells", "steps"))
+        self.set_state(state["cells"].to(self.device), state["steps"].to(self.device))
+
     @typechecked
     def get_state(self) -> tuple[Cells, StepCounts]:
         """Copies of the cells `[N, 2]` as (row, col) and the step counts `[N]`."""
@@ -112,6 +134,11 @@ class GridWorld:
             )
         self._cells = cells.to(self.device, torch.int64, copy=True)
         self._steps = steps.to(self.device, torch.int64, copy=True)
+
+    def _identity(self) -> dict[str, Any]:
+        """What a state must share with this environment to be loaded into it."""
+        params = plain_params(self.params)
+        return {"num_envs": self.num_envs, "dtype": str(self.dtype), "params": params}
 
     def _observation(self, cells: Tensor) -> Tensor:
         """`[N, *obs]`: the encoding of `cells` chosen by `params.observation`."""
