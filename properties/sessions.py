@@ -6,13 +6,17 @@ Each factory takes a session factory (a zero-argument callable returning a fresh
     TestSpecSession = session_machine(lambda: make_session("spec", num_envs=3)).TestCase
 
 so any session kind, including ones written elsewhere, can be checked by the same machines.
+`state_round_trip(make_session)` returns a Hypothesis test instead: an exact resume through
+`state_dict()` / `load_state_dict()`.
 """
 
+import io
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -27,13 +31,23 @@ from checked_rl.runtime.contract import ContractViolation, Transition
 from checked_rl.runtime.sessions.base import CheckedSession, SessionStateError
 from checked_rl.spec.contract import FIELDS
 
-__all__ = ["MAX_BURST", "SEEDS", "session_machine", "sessions_agree_machine"]
+__all__ = [
+    "MAX_BURST",
+    "MAX_RESUMED_STEPS",
+    "SEEDS",
+    "session_machine",
+    "sessions_agree_machine",
+    "state_round_trip",
+]
 
 SEEDS = st.integers(0, 2**31 - 1)
 """Seeds for `reset`."""
 
 MAX_BURST = 25
 """The most steps one rule takes (bursts of random actions reach episode ends quickly)."""
+
+MAX_RESUMED_STEPS = 2 * MAX_BURST
+"""The most steps `state_round_trip` takes before capturing a state, and after it."""
 
 SessionFactory = Callable[[], CheckedSession]
 ReferenceReset = Callable[[np.random.Generator], np.ndarray]
@@ -248,3 +262,77 @@ def sessions_agree_machine(
                 session.close()
 
     return AgreementMachine
+
+
+def state_round_trip(
+    make_session: SessionFactory, *, max_steps: int = MAX_RESUMED_STEPS
+) -> Callable[[], None]:
+    """A Hypothesis test: a session resumed from its `state_dict()` continues bit for bit.
+
+    Reset with a drawn seed, take a drawn number of random steps and capture
+    `state = session.state_dict()`; take `k` more steps, recording every transition, `observe()`
+    and `step_count`. Then load `state` back into the same session, and, after a trip through
+    `torch.save` / `torch.load(weights_only=True)` (a checkpoint's), into a fresh session from
+    `make_session` that was never reset: the same `k` actions must give the same transitions,
+    observations and step counts, compared with `torch.equal`.
+
+    Args:
+        make_session: returns a fresh session (closed by the test); every call the same kind
+            and number of environments.
+        max_steps: the most steps taken before capturing, and after.
+    """
+
+    @given(
+        seed=SEEDS,
+        action_seed=SEEDS,
+        before=st.integers(0, max_steps),
+        after=st.integers(1, max_steps),
+    )
+    def prop(seed: int, action_seed: int, before: int, after: int) -> None:
+        rng = np.random.default_rng(action_seed)
+        with make_session() as session:
+            session.reset(seed=seed)
+            for _ in range(before):
+                session.step_checked(_actions(session, rng))
+            state = session.state_dict()
+            actions = [_actions(session, rng) for _ in range(after)]
+            expected = _replay(session, actions)
+            session.load_state_dict(state)
+            _assert_same_run(expected, _replay(session, actions), "the same session")
+            with make_session() as fresh:
+                fresh.load_state_dict(_through_a_file(state))
+                _assert_same_run(expected, _replay(fresh, actions), "a fresh session")
+
+    return prop
+
+
+Run = list[tuple[Transition | None, Tensor, int]]
+
+
+def _replay(session: CheckedSession, actions: list[Tensor]) -> Run:
+    """`observe()` and `step_count` now, then each transition followed by the two again."""
+    run: Run = [(None, session.observe(), session.step_count)]
+    for action in actions:
+        transition = session.step_checked(action)
+        run.append((transition, session.observe(), session.step_count))
+    return run
+
+
+def _assert_same_run(expected: Run, got: Run, where: str) -> None:
+    """Every transition field, observation and step count of `got` equals `expected`'s."""
+    for k, (want, have) in enumerate(zip(expected, got, strict=True)):
+        at = f"{where}, {k} steps after loading the state"
+        if want[0] is not None and have[0] is not None:
+            for name in FIELDS:
+                ours, theirs = getattr(have[0], name), getattr(want[0], name)
+                assert torch.equal(ours, theirs), f"{name} ({at}): {ours}, expected {theirs}"
+        assert torch.equal(have[1], want[1]), f"observe() ({at}): {have[1]}, expected {want[1]}"
+        assert have[2] == want[2], f"step_count ({at}): {have[2]}, expected {want[2]}"
+
+
+def _through_a_file(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` saved with `torch.save` and read back as a checkpoint is: `weights_only=True`."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)

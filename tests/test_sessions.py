@@ -151,7 +151,7 @@ def test_make_session_kinds(kind: str, session_class: type) -> None:
         assert isinstance(session, session_class) and isinstance(session, CheckedSession)
         assert (session.num_envs, session.observation_shape, session.n_actions) == (2, (4,), 2)
         assert session.device == torch.device("cpu")
-        assert session.step_count == 0
+        assert session.step_count == 0 and session.kind == kind
         assert session.observe().shape == (2, 4)  # reset by the factory: seed was given
 
 

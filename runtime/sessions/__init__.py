@@ -1,11 +1,14 @@
 """Checked sessions over spec, torch and Gymnasium environments, and the `make_session` factory.
 
-| kind                     | environments                                   | device     |
-| ------------------------ | ---------------------------------------------- | ---------- |
-| `spec`                   | N spec environments in NumPy (the reference)   | CPU        |
-| `torch`                  | one batched torch environment                  | CPU / CUDA |
-| `gymnasium`              | N Gymnasium environments in this process       | CPU        |
-| `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        |
+| kind                     | environments                                   | device     | state |
+| ------------------------ | ---------------------------------------------- | ---------- | ----- |
+| `spec`                   | N spec environments in NumPy (the reference)   | CPU        | yes   |
+| `torch`                  | one batched torch environment                  | CPU / CUDA | yes   |
+| `gymnasium`              | N Gymnasium environments in this process       | CPU        | no    |
+| `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
+
+"state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
+where they cannot, both raise `StateNotCapturedError` naming the kind.
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     SessionStateError,
+    StateNotCapturedError,
     stack_observations,
 )
 
@@ -28,6 +32,7 @@ __all__ = [
     "CheckedSession",
     "EnvironmentStepError",
     "SessionStateError",
+    "StateNotCapturedError",
     "make_session",
     "stack_observations",
 ]

@@ -9,13 +9,20 @@ that breaks the contract raises `ContractViolation`; from then on the session re
 or observe until `reset` is called. Reset observations are checked by `reset` itself; those of
 an auto-reset are checked as the `observation` of the next transition.
 
+`state_dict()` captures everything an exact resume needs (the step count, the current
+observations, and the environments' physical state, step counts and generators) as plain data;
+`load_state_dict(state)`, in the same session or a fresh one of the same kind and size, makes
+the session usable and continues exactly: the same actions give the same transitions, bit for
+bit. A kind that cannot capture its environments (the Gymnasium kinds) raises
+`StateNotCapturedError` from both, naming the kind.
+
 Names mirror TorchLean's `CheckedSession`.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -29,7 +36,7 @@ from checked_rl.runtime.contract import (
     check_observation,
     check_transition,
 )
-from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.runtime.envs.base import EnvStep, check_state
 from checked_rl.runtime.shapes import TypeCheckError
 from checked_rl.spec.contract import Violation
 
@@ -37,6 +44,7 @@ __all__ = [
     "CheckedSession",
     "EnvironmentStepError",
     "SessionStateError",
+    "StateNotCapturedError",
     "host_env_step",
     "stack_observations",
 ]
@@ -52,6 +60,16 @@ class SessionStateError(RuntimeError):
     """A session was used out of order: before `reset`, after a rejected step, after `close`."""
 
 
+class StateNotCapturedError(RuntimeError):
+    """A session kind cannot capture the state of its environments, so cannot resume exactly.
+
+    Raised by `state_dict` and `load_state_dict` of the Gymnasium kinds, whose environments are
+    arbitrary Python objects (in this process or in server processes); the message names the
+    kind. What remains is to reset such a session with fresh seeds, as `runtime.ppo.train` does
+    when it resumes one (and warns).
+    """
+
+
 class EnvironmentStepError(RuntimeError):
     """An environment raised inside its step; the message names the environment and the step.
 
@@ -63,13 +81,19 @@ class CheckedSession(ABC):
     """N environments stepped together, every transition checked against `contract`.
 
     Attributes:
+        kind: the session kind (`runtime.sessions.KINDS`), a class attribute.
         contract: the rules every transition obeys.
         num_envs: the number N of environments.
         device: where every returned tensor lives.
 
     Subclasses implement `_reset`, `_step` (which performs the same-step auto-reset) and
-    `_observe`, and may override `_close`.
+    `_observe`, and may override `_close`. Those that capture their environments' state set
+    `uncaptured` to None and implement `_env_state_dict` and `_load_env_state_dict`.
     """
+
+    kind: ClassVar[str]
+    uncaptured: ClassVar[str | None] = "environments"
+    """Why `state_dict` is impossible ("the state of its <uncaptured>"), or None if possible."""
 
     def __init__(self, contract: Contract, num_envs: int, device: torch.device | str) -> None:
         if num_envs < 1:
@@ -182,6 +206,62 @@ class CheckedSession(ABC):
         self._refusal = None
         return transition
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as plain data (tensors, numbers, strings, lists,
+        dicts: `torch.load(weights_only=True)` reads it back).
+
+        Holds the kind and number of environments, `step_count`, the current observations
+        (`observe()`) and, under `envs`, the environments' own state (physics or cells, step
+        counts, generators). Only a usable session has one: reset it first.
+
+        Raises:
+            StateNotCapturedError: the kind cannot capture its environments (Gymnasium kinds).
+            SessionStateError: the session is closed, not reset, or was rejected since.
+        """
+        self._require_capturable("state_dict")
+        self._require_ready("state_dict")
+        assert self._observation is not None
+        return {
+            "kind": self.kind,
+            "num_envs": self.num_envs,
+            "step_count": self._step_count,
+            "observation": self._observation.clone(),
+            "envs": self._env_state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly from `state`, a `state_dict()` of a session of this kind and size.
+
+        Afterwards the session is usable without `reset`: `observe()` and `step_count` are the
+        captured ones, and the same actions give the same transitions, bit for bit. A state
+        that does not fit leaves the session as it was; one whose environments' part fails to
+        load leaves it refusing until `reset`.
+
+        Raises:
+            StateNotCapturedError: the kind cannot capture its environments (Gymnasium kinds).
+            SessionStateError: the session is closed.
+            ValueError: one line naming what does not fit (kind, number of environments,
+                observation shape, or the environments' part).
+        """
+        owner = f"{type(self).__name__}.load_state_dict"
+        self._require_capturable("load_state_dict")
+        matches = {"kind": self.kind, "num_envs": self.num_envs}
+        check_state(owner, state, matches, ("observation",), ("step_count", "envs"))
+        observation = state["observation"]
+        expected = (self.num_envs, *self.observation_shape)
+        if not isinstance(observation, Tensor) or tuple(observation.shape) != expected:
+            got = tuple(observation.shape) if isinstance(observation, Tensor) else observation
+            raise ValueError(f"{owner}: expected observations of shape {expected}, got {got}")
+        self._observation = None
+        try:
+            self._load_env_state_dict(state["envs"], observation.to(self.device, copy=True))
+        except Exception as error:
+            self._refusal = f"load_state_dict raised {type(error).__name__} ({error}); call reset()"
+            raise
+        self._observation = observation.to(self.device, copy=True)
+        self._step_count = int(state["step_count"])
+        self._refusal = None
+
     def close(self) -> None:
         """Release the environments; idempotent. A closed session cannot be used again."""
         if not self._closed:
@@ -210,6 +290,14 @@ class CheckedSession(ABC):
         if self._closed:
             raise SessionStateError(f"{type(self).__name__}.{method}: the session is closed")
 
+    def _require_capturable(self, method: str) -> None:
+        self._require_open(method)
+        if self.uncaptured is not None:
+            raise StateNotCapturedError(
+                f"{type(self).__name__}.{method}: the {self.kind!r} session cannot capture the "
+                f"state of its {self.uncaptured}; reset it with fresh seeds instead"
+            )
+
     def _require_ready(self, method: str) -> None:
         if self._refusal is not None:
             raise SessionStateError(
@@ -234,6 +322,17 @@ class CheckedSession(ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release the environments."""
+
+    def _env_state_dict(self) -> Any:
+        """The environments' state as plain data, for a kind whose `uncaptured` is None."""
+        raise NotImplementedError(f"{type(self).__name__} does not capture its environments")
+
+    def _load_env_state_dict(self, envs: Any, observation: Tensor) -> None:
+        """Restore what `_env_state_dict` returned; `observation` is the captured `observe()`.
+
+        Raise a one-line ValueError when `envs` does not fit these environments.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not capture its environments")
 
 
 def stack_observations(

@@ -2,8 +2,11 @@
 
 The environment (a `runtime.envs.base.BatchedEnv`) already steps all copies as tensors and
 auto-resets in the same step; the session adds the contract check, the step count and the
-refusal after a violation. Seeding follows the environment (copy i with `seed + i`).
+refusal after a violation. Seeding follows the environment (copy i with `seed + i`). The
+session's state holds the environment's `state_dict()`.
 """
+
+from typing import Any
 
 from torch import Tensor
 
@@ -22,6 +25,9 @@ class TorchSession(CheckedSession):
         contract: the contract (default: `Contract.from_env(env)`).
     """
 
+    kind = "torch"
+    uncaptured = None
+
     def __init__(self, env: BatchedEnv, *, contract: Contract | None = None) -> None:
         super().__init__(contract or Contract.from_env(env), env.num_envs, env.device)
         self.env = env
@@ -39,3 +45,9 @@ class TorchSession(CheckedSession):
 
     def _observe(self) -> Tensor:
         return self.env.observe()
+
+    def _env_state_dict(self) -> dict[str, Any]:
+        return self.env.state_dict()
+
+    def _load_env_state_dict(self, envs: Any, observation: Tensor) -> None:
+        self.env.load_state_dict(envs)

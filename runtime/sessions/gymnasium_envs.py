@@ -5,7 +5,8 @@ works; the contract comes from the spaces. Environments are stepped one after th
 one that ends is reset in the same step (`env.reset()` without a seed, continuing its own
 generator), so the transition keeps the true final observation and no step is wasted.
 `reset(seed=s)` calls `env_i.reset(seed=s + i)`: environment i starts exactly where Gymnasium's
-own `reset(seed=s + i)` starts.
+own `reset(seed=s + i)` starts. The environments are arbitrary Python objects, so the session
+cannot capture their state: `state_dict` and `load_state_dict` raise `StateNotCapturedError`.
 """
 
 from collections.abc import Sequence
@@ -38,6 +39,9 @@ class GymnasiumSession(CheckedSession):
         reward_dtype: the floating dtype of rewards (float32 unless set).
         contract: the contract (default: `Contract.from_spaces` of the first environment).
     """
+
+    kind = "gymnasium"
+    uncaptured = "Gymnasium environments (arbitrary Python objects, without state accessors)"
 
     def __init__(
         self,

@@ -3,9 +3,11 @@
 Each environment is a `spec.envs.base.Environment` stepped with plain Python; the batch is
 assembled into CPU tensors. Environment i owns the generator `np.random.default_rng(seed + i)`
 after `reset(seed=seed)` (the Gymnasium convention, so a spec CartPole session reproduces
-Gymnasium's observations bit for bit) and draws its auto-resets from it.
+Gymnasium's observations bit for bit) and draws its auto-resets from it. The session's state
+holds every generator's state and every environment's state (a dataclass, as a dict).
 """
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -13,10 +15,11 @@ import torch
 from torch import Tensor
 
 from checked_rl.runtime.contract import Contract
-from checked_rl.runtime.envs.base import EnvStep
+from checked_rl.runtime.envs.base import EnvStep, check_state, numpy_generator, plain_params
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
+    StateNotCapturedError,
     host_env_step,
     stack_observations,
 )
@@ -34,6 +37,9 @@ class SpecSession(CheckedSession):
         reward_dtype: the floating dtype of rewards (float32 unless set).
         contract: the contract (default: `Contract.from_spec_env(env)`).
     """
+
+    kind = "spec"
+    uncaptured = None
 
     def __init__(
         self,
@@ -89,3 +95,33 @@ class SpecSession(CheckedSession):
 
     def _observe(self) -> Tensor:
         return stack_observations(self.contract, self._observations, field="observation", step=None)
+
+    def _env_state_dict(self) -> dict[str, Any]:
+        if not all(dataclasses.is_dataclass(state) for state in self._states):
+            raise StateNotCapturedError(
+                f"SpecSession.state_dict: the 'spec' session captures dataclass states only; "
+                f"the states of its {self.env.name} environments are {type(self._states[0])}"
+            )
+        return {
+            **self._identity(),
+            "rngs": [rng.bit_generator.state for rng in self._rngs],
+            "states": [dataclasses.asdict(state) for state in self._states],
+        }
+
+    def _load_env_state_dict(self, envs: Any, observation: Tensor) -> None:
+        owner = "SpecSession.load_state_dict"
+        check_state(owner, envs, self._identity(), ("rngs", "states"))
+        state_class = type(self.env.reset(np.random.default_rng(0))[0])
+        try:
+            states = [state_class(**saved) for saved in envs["states"]]
+        except TypeError as error:
+            message = f"{owner}: the states do not fit {state_class.__name__}: {error}"
+            raise ValueError(message) from error
+        self._rngs = [numpy_generator(saved) for saved in envs["rngs"]]
+        self._states = states
+        self._observations = [np.array(row) for row in observation.numpy()]
+
+    def _identity(self) -> dict[str, Any]:
+        """What a state must share with this session's environments to be loaded into them."""
+        params = plain_params(self.env.params)
+        return {"num_envs": self.num_envs, "env": self.env.name, "params": params}

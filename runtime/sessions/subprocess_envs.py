@@ -3,7 +3,9 @@
 N environments are spread over a `ServerPool` of `python -m checked_rl.runtime.bridge.server`
 processes (see `runtime.bridge.processes` for how they are started, timed out and killed).
 The servers step and auto-reset; this side turns their replies into tensors and exceptions and
-checks every transition against the contract, like every other checked session.
+checks every transition against the contract, like every other checked session. The
+environments are arbitrary Python objects in other processes, so the session cannot capture
+their state: `state_dict` and `load_state_dict` raise `StateNotCapturedError`.
 """
 
 import json
@@ -62,6 +64,9 @@ class SubprocessSession(CheckedSession):
     stay up and `reset` makes the session usable again. A server that crashes, hangs or breaks
     the protocol raises `BridgeError`; every server is then killed and the session is done.
     """
+
+    kind = "gymnasium-subprocess"
+    uncaptured = "Gymnasium environments (arbitrary Python objects, in server processes)"
 
     def __init__(
         self,
