@@ -9,7 +9,8 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
 - `update`: updates completed; `env_steps`: environment steps trained on;
 - `model`, `optimizer`: state dicts;
 - `rng`: the state of the run's torch generator (a uint8 tensor);
-- `session`: the training session's state, or None for a session that cannot expose it;
+- `session`: the training session's `state_dict()` (its tensors on CPU), or None for a kind
+  that cannot capture its environments (`StateNotCapturedError`: the Gymnasium kinds);
 - `log`: the training log so far.
 
 Files are written atomically (temporary file + `os.replace`).
@@ -26,8 +27,9 @@ from checked_rl.runtime.ppo.trainlog import atomic_write_bytes
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
-CHECKPOINT_FORMAT = 1
-"""Version of the checkpoint layout; loading refuses any other."""
+CHECKPOINT_FORMAT = 2
+"""Version of the checkpoint layout; loading refuses any other. 2: `session` is the session's
+`state_dict()` and `run` names its `kind`."""
 
 REQUIRED_KEYS = frozenset(
     {"format", "config", "run", "network", "update", "env_steps", "model", "optimizer", "rng",

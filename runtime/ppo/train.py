@@ -13,10 +13,14 @@ One update (Schulman et al. 2017, Algorithm 1):
 All randomness of the learner comes from one `torch.Generator` seeded with the config's seed,
 and the training environments are reset with the same seed, so a run is a function of
 (config, session kind, device): on CPU the same inputs give the same log bit for bit.
+
+Checkpoints hold the session's `state_dict()`; the kinds that cannot capture their environments
+(the Gymnasium kinds) resume from fresh seeds instead (`_resume_seed`), with a `UserWarning`.
 """
 
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +41,8 @@ from checked_rl.runtime.ppo.evaluate import evaluate
 from checked_rl.runtime.ppo.loss import ppo_loss
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.rollout import TrainingBatch, to_training_batch
-from checked_rl.runtime.ppo.session_state import restore_session_state, session_state
 from checked_rl.runtime.ppo.trainlog import TrainLog
-from checked_rl.runtime.sessions import KINDS, make_session
+from checked_rl.runtime.sessions import KINDS, CheckedSession, StateNotCapturedError, make_session
 
 __all__ = ["TrainResult", "optimise", "train"]
 
@@ -148,7 +151,7 @@ class _Run:
             "model": _copy_tree(self.model.state_dict()),
             "optimizer": _copy_tree(self.optimizer.state_dict()),
             "rng": self.generator.get_state().clone(),
-            "session": session_state(self.session),
+            "session": _copy_tree(_session_state(self.session)),
             "log": self.log.to_dict(),
         }
 
@@ -243,7 +246,7 @@ def _start(
     if saved is None:
         session.reset(seed=config.seed)
     else:
-        _check_resumable(saved, config, kind)
+        _check_resumable(saved, config)
         try:
             model.load_state_dict(saved["model"])
             run.optimizer.load_state_dict(saved["optimizer"])
@@ -251,9 +254,17 @@ def _start(
             run.update, run.env_steps = int(saved["update"]), int(saved["env_steps"])
             run.log = TrainLog.from_dict(saved["log"])
             if saved["session"] is None:
-                session.reset(seed=_resume_seed(config, run.update))
+                seed = _resume_seed(config, run.update)
+                warnings.warn(
+                    f"resuming a {saved['run']['kind']!r} run whose checkpoint holds no session "
+                    f"state (the kind cannot capture its environments): the training "
+                    f"environments restart from fresh seeds ({seed} + i), not where they stopped",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                session.reset(seed=seed)
             else:
-                restore_session_state(session, saved["session"])
+                session.load_state_dict(saved["session"])
         except (ValueError, RuntimeError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise CheckpointError(f"the checkpoint cannot resume this run: {detail}") from error
@@ -261,9 +272,9 @@ def _start(
     return run
 
 
-def _check_resumable(saved: dict[str, Any], config: PPOConfig, kind: str) -> None:
-    """Refuse to resume with a network width, environment count or session kind the saved
-    state does not fit."""
+def _check_resumable(saved: dict[str, Any], config: PPOConfig) -> None:
+    """Refuse to resume with a network width or environment count the saved state does not fit
+    (the session refuses a state of another kind itself)."""
     saved_config = PPOConfig.from_dict(saved["config"])
     for name in ("hidden", "num_envs"):
         if getattr(saved_config, name) != getattr(config, name):
@@ -271,10 +282,6 @@ def _check_resumable(saved: dict[str, Any], config: PPOConfig, kind: str) -> Non
                 f"cannot resume with {name}={getattr(config, name)}: the checkpoint was saved "
                 f"with {name}={getattr(saved_config, name)}"
             )
-    if saved["session"] is not None and saved["run"]["kind"] != kind:
-        raise CheckpointError(
-            f"cannot resume a {saved['run']['kind']!r} session's state in a {kind!r} session"
-        )
 
 
 def _loop(
@@ -360,6 +367,14 @@ def _copy_tree(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_copy_tree(item) for item in value)
     return value
+
+
+def _session_state(session: CheckedSession) -> dict[str, Any] | None:
+    """`session.state_dict()`, or None for a kind that cannot capture its environments."""
+    try:
+        return session.state_dict()
+    except StateNotCapturedError:
+        return None
 
 
 def _resume_seed(config: PPOConfig, update: int) -> int:
