@@ -19,6 +19,7 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium
 import torch
@@ -149,7 +150,7 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     """Add `check-env` to the `checked-rl` command."""
     parser = subparsers.add_parser(
         "check-env",
