@@ -81,7 +81,7 @@ class CheckedSession(ABC):
     """N environments stepped together, every transition checked against `contract`.
 
     Attributes:
-        kind: the session kind (`runtime.sessions.KINDS`), a class attribute.
+        kind: the session kind (`runtime.sessions.KINDS`; "custom" for other subclasses).
         contract: the rules every transition obeys.
         num_envs: the number N of environments.
         device: where every returned tensor lives.
@@ -91,7 +91,7 @@ class CheckedSession(ABC):
     `uncaptured` to None and implement `_env_state_dict` and `_load_env_state_dict`.
     """
 
-    kind: ClassVar[str]
+    kind: ClassVar[str] = "custom"
     uncaptured: ClassVar[str | None] = "environments"
     """Why `state_dict` is impossible ("the state of its <uncaptured>"), or None if possible."""
 
