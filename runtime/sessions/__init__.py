@@ -24,21 +24,36 @@ from checked_rl.runtime.sessions.base import (
     StateNotCapturedError,
     stack_observations,
 )
+from checked_rl.runtime.sessions.batched_envs import TorchSession
+from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
+from checked_rl.runtime.sessions.spec_envs import SpecSession
+from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
 
 __all__ = [
     "KINDS",
+    "SESSION_CLASSES",
     "SPEC_ENVIRONMENTS",
     "TORCH_ENVIRONMENTS",
     "CheckedSession",
     "EnvironmentStepError",
+    "GymnasiumSession",
     "SessionStateError",
+    "SpecSession",
     "StateNotCapturedError",
+    "SubprocessSession",
+    "TorchSession",
     "make_session",
     "stack_observations",
 ]
 
-KINDS = ("spec", "torch", "gymnasium", "gymnasium-subprocess")
-"""The session kinds `make_session` builds."""
+SESSION_CLASSES: dict[str, type[CheckedSession]] = {
+    session.kind: session
+    for session in (SpecSession, TorchSession, GymnasiumSession, SubprocessSession)
+}
+"""The session class of each kind (its `kind` attribute names it)."""
+
+KINDS = tuple(SESSION_CLASSES)
+"""The session kinds `make_session` builds: the one list of them."""
 
 SPEC_ENVIRONMENTS = {
     "CartPole-v1": "checked_rl.spec.envs.cartpole",
@@ -96,8 +111,6 @@ def make_session(
     if dtype is not None and kind != "torch":
         options.setdefault("reward_dtype", dtype)
     if kind == "spec":
-        from checked_rl.runtime.sessions.spec_envs import SpecSession
-
         module = importlib.import_module(_registered(SPEC_ENVIRONMENTS, kind, env_id))
         params, rest = _split_params(module.Params, make_kwargs)
         if rest:
@@ -108,8 +121,6 @@ def make_session(
         env = module.environment(params)
         session: CheckedSession = SpecSession(env, num_envs, **options)
     elif kind == "torch":
-        from checked_rl.runtime.sessions.batched_envs import TorchSession
-
         module_name, class_name = _registered(TORCH_ENVIRONMENTS, kind, env_id).split(":")
         env_class = getattr(importlib.import_module(module_name), class_name)
         spec_module = importlib.import_module(SPEC_ENVIRONMENTS[env_id])
@@ -119,12 +130,8 @@ def make_session(
         env = env_class(num_envs, params, device=device, **rest)
         session = TorchSession(env, **options)
     elif kind == "gymnasium":
-        from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
-
         session = GymnasiumSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
     else:
-        from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
-
         session = SubprocessSession(
             env_id, num_envs=num_envs, make_kwargs=make_kwargs, device=device, **options
         )
