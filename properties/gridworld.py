@@ -4,7 +4,8 @@ Factories, as everywhere in `properties`: `step_matches_spec(make_env)` takes a 
 `make_env(num_envs, params, dtype)` building the batched environment under test, which must
 implement `runtime.envs.base.BatchedEnv` plus `get_state() -> (cells [N, 2], steps [N])` and
 `set_state(cells, steps)`; `tabular_matches_step(tabular)` takes the function building the
-tabular view. Everything here is integer arithmetic, so agreement is exact.
+tabular view. The dynamics are integer arithmetic, so steps and the tabular view agree exactly;
+the value laws compare solved values to within `tolerances.VALUE_TOL`.
 """
 
 from collections.abc import Callable

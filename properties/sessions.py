@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 )
 from torch import Tensor
 
+from checked_rl.properties.strategies.envs import SEEDS
 from checked_rl.runtime.contract import ContractViolation, Transition
 from checked_rl.runtime.sessions.base import CheckedSession, SessionStateError
 from checked_rl.spec.contract import FIELDS
@@ -39,9 +40,6 @@ __all__ = [
     "sessions_agree_machine",
     "state_round_trip",
 ]
-
-SEEDS = st.integers(0, 2**31 - 1)
-"""Seeds for `reset`."""
 
 MAX_BURST = 25
 """The most steps one rule takes (bursts of random actions reach episode ends quickly)."""

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from checked_rl.properties.sessions import session_machine, sessions_agree_machine
+from checked_rl.properties.strategies.envs import SEEDS
 from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.bridge.processes import SERVER_COMMAND, ServerPool
 from checked_rl.runtime.bridge.protocol import (
@@ -41,7 +42,6 @@ TIMEOUT = 10.0
 """Seconds a request may take in these tests: generous, nothing here is meant to hang."""
 
 MAX_STEPS = 40
-SEEDS = st.integers(0, 2**31 - 1)
 
 WIRE_DTYPES = st.sampled_from(
     [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64]

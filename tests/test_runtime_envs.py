@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import Phase, given, settings
-from hypothesis import strategies as st
 
 from checked_rl.properties import cartpole as cartpole_properties
 from checked_rl.properties import gridworld as gridworld_properties
+from checked_rl.properties.strategies.envs import SEEDS
 from checked_rl.runtime.envs import cartpole as runtime_cartpole
 from checked_rl.runtime.envs.cartpole import CartPole
 from checked_rl.runtime.envs.gridworld import GridWorld
@@ -19,7 +19,6 @@ from checked_rl.runtime.shapes import TypeCheckError
 from checked_rl.spec.envs import cartpole, gridworld
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-SEEDS = st.integers(0, 2**31 - 1)
 
 
 def make_cartpole(num_envs: int, params: cartpole.Params, dtype: torch.dtype) -> CartPole:

@@ -56,11 +56,11 @@ Physics = Float[Tensor, "N 4"]
 StepCounts = Int[Tensor, " N"]
 
 COMPILE_MIN_ENVS = 4096
-"""From this many copies up, CPU environments step through `fused_advance` by default. Compiling
-costs seconds for each parameter set, dtype and batch size (4-5 s with inductor's disk cache
-warm, 13 s cold, measured), which small environments, typically many and short-lived (tests,
-evaluation), would pay again and again; `compiled=True` compiles at any size (steps 3-4x
-faster at N = 1 to 1024 in the same measurements)."""
+"""From this many copies up, CPU environments step through `fused_advance` by default.
+
+Compiling costs seconds for each parameter set, dtype and batch size, which small environments,
+typically many and short-lived (tests, evaluation), would pay again and again; `compiled=True`
+compiles at any size (the numbers: docs/guides/performance.md)."""
 
 Outcome = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
@@ -310,11 +310,10 @@ def fused_advance(
     For `num_envs` copies of `dtype` on `device` and contiguous inputs only (the compiled code
     asserts sizes and strides). The graph is traced with `make_fx` and compiled by
     `torch._inductor.compile` rather than through `torch.compile`, whose guards and frame
-    handling cost about 60 microseconds a call (measured at N = 16384); the key of this cache
-    stands in for the guards. Same arithmetic as eager `advance` up to the last bits of `sin`
-    and `cos`, except that the flags come back as int32 (0 or 1): vectorised stores of bool
-    were the slowest part of the kernel. Compiling takes seconds; inductor caches kernels on
-    disk.
+    handling cost tens of microseconds a call; the key of this cache stands in for the guards.
+    Same arithmetic as eager `advance` up to the last bits of `sin` and `cos`, except that the
+    flags come back as int32 (0 or 1): vectorised stores of bool were the slowest part of the
+    kernel. Compiling takes seconds; inductor caches kernels on disk.
     """
 
     def fused(
