@@ -98,10 +98,10 @@ def _gae_inputs_(
 
     Runs in pieces of at most `scans.PIECE_ELEMENTS` entries, so that no operation is threaded.
     """
-    n_steps, n_envs = x.shape
+    n_steps, num_envs = x.shape
     buffers = (scratch.bits, scratch.keep_bytes, scratch.keep)
     bits, keep_bytes, keep = (scans.first_rows(buffer, n_steps) for buffer in buffers)
-    sizes = scans.time_sizes(n_steps, scans.steps_within(scans.PIECE_ELEMENTS, n_envs))
+    sizes = scans.time_sizes(n_steps, scans.steps_within(scans.PIECE_ELEMENTS, num_envs))
     tensors = (x, rewards, values, next_bits, terminated_bytes, truncated_bytes, bits)
     pieces = zip(*(scans.split_time(t, sizes) for t in (*tensors, keep_bytes, keep)), strict=True)
     for px, r, v, nb, term, trunc, b, kb, k in pieces:
@@ -161,8 +161,8 @@ def gae(
     gamma = check_discount("gae: gamma", gamma)
     lam = check_discount("gae: lam", lam)
     advantages = scans.empty_like_result(rewards)
-    n_steps, n_envs = rewards.shape
-    chunk = max(1, min(n_steps, scans.chunk_steps(n_envs)))
+    n_steps, num_envs = rewards.shape
+    chunk = max(1, min(n_steps, scans.chunk_steps(num_envs)))
     scratch = scans.scratch_buffers(rewards, chunk)
     # Every argument cut into the same time chunks at once (views; `split` is much cheaper than
     # slicing each chunk of each argument), then scanned last chunk first.
@@ -232,9 +232,9 @@ def discounted_returns(
     _check_layout("discounted_returns", tensors)
     gamma = check_discount("discounted_returns: gamma", gamma)
     returns = scans.empty_like_result(rewards)
-    n_steps, n_envs = rewards.shape
+    n_steps, num_envs = rewards.shape
     # Chunks of one piece: every operation over a chunk stays under the grain size.
-    chunk = max(1, min(n_steps, scans.steps_within(scans.PIECE_ELEMENTS, n_envs)))
+    chunk = max(1, min(n_steps, scans.steps_within(scans.PIECE_ELEMENTS, num_envs)))
     scratch = scans.scratch_buffers(rewards, chunk)
     sizes = scans.time_sizes(n_steps, chunk)
     parts = (returns, rewards, next_values, terminated, truncated)

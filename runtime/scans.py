@@ -56,15 +56,15 @@ def _block_size(n_steps: int) -> int:
     return max(1, round(math.sqrt(n_steps / 2)))
 
 
-def steps_within(elements: int, n_envs: int) -> int:
-    """How many time steps of `n_envs` columns make at most `elements` entries (at least 1)."""
-    return max(1, elements // max(1, n_envs))
+def steps_within(elements: int, num_envs: int) -> int:
+    """How many time steps of `num_envs` columns make at most `elements` entries (at least 1)."""
+    return max(1, elements // max(1, num_envs))
 
 
-def chunk_steps(n_envs: int) -> int:
+def chunk_steps(num_envs: int) -> int:
     """The time steps of one chunk: cache-sized for blocked scans, one piece for row scans."""
-    wide = n_envs >= ROW_SCAN_MIN_ENVS
-    return steps_within(PIECE_ELEMENTS if wide else CHUNK_ELEMENTS, n_envs)
+    wide = num_envs >= ROW_SCAN_MIN_ENVS
+    return steps_within(PIECE_ELEMENTS if wide else CHUNK_ELEMENTS, num_envs)
 
 
 def time_sizes(n_steps: int, chunk: int) -> list[int]:
@@ -113,17 +113,17 @@ class Scratch(NamedTuple):
 
 def scratch_buffers(like: Tensor, chunk: int) -> Scratch:
     """Scratch buffers for chunks of up to `chunk` steps of `like`'s columns, dtype and device."""
-    n_envs = like.shape[1]
-    blocked = n_envs < ROW_SCAN_MIN_ENVS
+    num_envs = like.shape[1]
+    blocked = num_envs < ROW_SCAN_MIN_ENVS
     n_blocks = chunk // 2 if blocked else 0  # blocks have at least 2 steps
-    keep = torch.empty((chunk, n_envs), dtype=like.dtype, device=like.device)
+    keep = torch.empty((chunk, num_envs), dtype=like.dtype, device=like.device)
     return Scratch(
-        bits=torch.empty((chunk, n_envs), dtype=FLOAT_BITS[like.dtype], device=like.device),
-        cut=torch.empty((chunk, n_envs), dtype=torch.bool, device=like.device),
-        keep_bytes=torch.empty((chunk, n_envs), dtype=torch.uint8, device=like.device),
+        bits=torch.empty((chunk, num_envs), dtype=FLOAT_BITS[like.dtype], device=like.device),
+        cut=torch.empty((chunk, num_envs), dtype=torch.bool, device=like.device),
+        keep_bytes=torch.empty((chunk, num_envs), dtype=torch.uint8, device=like.device),
         keep=keep,
         keep_rows=() if blocked else keep.unbind(0),
-        rows=torch.empty((3, n_blocks, n_envs), dtype=like.dtype, device=like.device),
+        rows=torch.empty((3, n_blocks, num_envs), dtype=like.dtype, device=like.device),
     )
 
 
@@ -169,8 +169,8 @@ def discounted_scan_(
     cumulative products that could underflow. Leading steps that fill no block are finished by
     the row loop.
     """
-    n_steps, n_envs = x.shape
-    if n_envs >= ROW_SCAN_MIN_ENVS:
+    n_steps, num_envs = x.shape
+    if num_envs >= ROW_SCAN_MIN_ENVS:
         _row_scan_(x.unbind(0), scratch.keep_rows, g, after)
         return
     # Narrow batches: no operation below has more than K * N <= PIECE_ELEMENTS entries.
@@ -178,8 +178,8 @@ def discounted_scan_(
     n_blocks = n_steps // block
     lead = n_steps - n_blocks * block
     if block >= 2 and n_blocks >= 2:
-        xs = x[lead:].view(n_blocks, block, n_envs).unbind(1)
-        ks = keep[lead:].view(n_blocks, block, n_envs).unbind(1)
+        xs = x[lead:].view(n_blocks, block, num_envs).unbind(1)
+        ks = keep[lead:].view(n_blocks, block, num_envs).unbind(1)
         local, through, carry = scratch.rows[:, :n_blocks]
         # 1. every block at once, zero carry-in: `local` ends as each block's first value, and
         # `through` as the product of its factors, g^B where no step is cut, else exactly 0

@@ -57,3 +57,13 @@ def test_clip_vloss_changes_the_loss_when_values_moved_beyond_the_clip() -> None
     plain, _ = minibatch_loss(model, batch, PPOConfig(clip_coef=0.2))
     clipped, _ = minibatch_loss(model, batch, PPOConfig(clip_coef=0.2, clip_vloss=True))
     assert clipped.item() > plain.item()
+
+
+def test_the_loss_reaches_every_parameter_of_actor_and_critic() -> None:
+    torch.manual_seed(0)
+    model = ActorCritic((4,), 2, hidden=8).double()
+    batch = _batch(model, torch.Generator().manual_seed(1))
+    loss, _ = minibatch_loss(model, batch, PPOConfig(clip_coef=0.2, entropy_coef=0.01))
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
