@@ -51,7 +51,9 @@ def assert_one_line_error(completed: subprocess.CompletedProcess, *fragments: st
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize("mode", [[], ["--subprocess", "--num-servers", "2"]], ids=["in", "sub"])
+@pytest.mark.parametrize(
+    "mode", [[], ["--kind", "gymnasium-subprocess", "--num-servers", "2"]], ids=["in", "sub"]
+)
 def test_cartpole_is_clean(mode):
     completed = check_env(
         "CartPole-v1", "--steps", "150", "--num-envs", str(NUM_ENVS), "--seed", "4", *mode
@@ -64,7 +66,7 @@ def test_cartpole_is_clean(mode):
     assert episodes > 0
 
 
-@pytest.mark.parametrize("mode", [[], ["--subprocess"]], ids=["in", "sub"])
+@pytest.mark.parametrize("mode", [[], ["--kind", "gymnasium-subprocess"]], ids=["in", "sub"])
 def test_a_faulty_environment_fails_with_one_line(mode):
     completed = check_env("tests.faulty_envs:OutOfBox-v0", "--steps", "8", "--num-envs", "2", *mode)
     assert_one_line_error(
@@ -79,7 +81,9 @@ def test_a_faulty_environment_fails_with_one_line(mode):
 
 
 def test_a_crashing_server_is_one_line_with_its_exit_code_and_stderr():
-    completed = check_env("tests.faulty_envs:ExitMidEpisode-v0", "--subprocess", "--steps", "5")
+    completed = check_env(
+        "tests.faulty_envs:ExitMidEpisode-v0", "--kind", "gymnasium-subprocess", "--steps", "5"
+    )
     assert_one_line_error(completed, "exit code 7", "faulty env: giving up at step 3")
 
 
@@ -87,7 +91,8 @@ def test_a_hanging_server_is_one_line_within_the_timeout(capsys):
     completed = check_env_here(
         capsys,
         "tests.faulty_envs:SleepForever-v0",
-        "--subprocess",
+        "--kind",
+        "gymnasium-subprocess",
         "--steps",
         "5",
         "--timeout",
@@ -101,11 +106,14 @@ def test_a_hanging_server_is_one_line_within_the_timeout(capsys):
     [
         (["NoSuchEnv-v0"], "NameNotFound"),
         (["no_such_module:Env-v0"], "No module named 'no_such_module'"),
-        (["FrozenLake-v1", "--subprocess"], "expected a gymnasium.spaces.Box observation space"),
+        (
+            ["FrozenLake-v1", "--kind", "gymnasium-subprocess"],
+            "expected a gymnasium.spaces.Box observation space",
+        ),
         (["CartPole-v1", "--steps", "0"], "expected --steps >= 1"),
         (["CartPole-v1", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
         (["CartPole-v1", "--step", "5"], "unrecognized arguments: --step 5"),
-        (["CartPole-v1", "--subprocess=yes"], "argument --subprocess: ignored explicit"),
+        (["CartPole-v1", "--kind", "torch"], "argument --kind: invalid choice: 'torch'"),
         ([], "the following arguments are required: ENV_ID"),
     ],
 )

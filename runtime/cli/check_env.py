@@ -1,14 +1,14 @@
 """`checked-rl check-env`: run a random policy through a Gymnasium environment's contract.
 
-    checked-rl check-env CartPole-v1 --steps 1000 --num-envs 4 [--subprocess] [--seed 0]
+    checked-rl check-env CartPole-v1 --steps 1000 --num-envs 4 [--kind gymnasium-subprocess]
 
-Builds a checked session over `ENV_ID` (in this process, or in bridge servers with
-`--subprocess`), steps it with uniformly random actions and checks, besides the contract that
-every session applies, the session invariants: each transition's `observation` is the previous
-`observe()`, and where no episode ended the next `observe()` is the transition's
-`next_observation` (same-step auto-reset). It prints a short report and exits with 0 when
-nothing was found, otherwise with a one-line error. After a violation the session is reset and
-the check goes on, up to `MAX_VIOLATIONS` violations.
+Builds a checked session of `--kind` over `ENV_ID` (`gymnasium`: in this process, the default;
+`gymnasium-subprocess`: in bridge servers), steps it with uniformly random actions and checks,
+besides the contract that every session applies, the session invariants: each transition's
+`observation` is the previous `observe()`, and where no episode ended the next `observe()` is
+the transition's `next_observation` (same-step auto-reset). It prints a short report and exits
+with 0 when nothing was found, otherwise with a one-line error. After a violation the session is
+reset and the check goes on, up to `MAX_VIOLATIONS` violations.
 
 `ENV_ID` is any Gymnasium id, including the `module:Name-vN` form; the module is imported from
 the current directory or the Python path.
@@ -24,12 +24,16 @@ from typing import Any
 import gymnasium
 import torch
 
+from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import CLIError
 from checked_rl.runtime.contract import ContractViolation, Transition
 from checked_rl.runtime.sessions import CheckedSession, EnvironmentStepError, make_session
-from checked_rl.runtime.sessions.subprocess_envs import DEFAULT_TIMEOUT, BridgeError
+from checked_rl.runtime.sessions.subprocess_envs import DEFAULT_TIMEOUT
 
 __all__ = ["MAX_VIOLATIONS", "CheckReport", "check_session", "register"]
+
+GYMNASIUM_KINDS = ("gymnasium", "gymnasium-subprocess")
+"""The session kinds that take any Gymnasium id (see `checked_rl.runtime.sessions.KINDS`)."""
 
 MAX_VIOLATIONS = 10
 """The check stops after this many violations."""
@@ -111,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    kind = "gymnasium-subprocess" if args.subprocess else "gymnasium"
+    kind = args.kind
     options = (
         {"num_servers": min(args.num_servers, args.num_envs), "timeout": args.timeout}
-        if args.subprocess
+        if kind == "gymnasium-subprocess"
         else {}
     )
     try:
@@ -161,10 +165,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--steps", type=int, default=1000, help="batched steps (default 1000)")
     parser.add_argument("--num-envs", type=int, default=4, help="environments (default 4)")
     parser.add_argument(
-        "--subprocess", action="store_true", help="run the environments in bridge servers"
+        "--kind",
+        choices=GYMNASIUM_KINDS,
+        default=GYMNASIUM_KINDS[0],
+        help="session kind: gymnasium (in this process, default) or gymnasium-subprocess "
+        "(in bridge servers)",
     )
     parser.add_argument(
-        "--num-servers", type=int, default=1, help="bridge servers with --subprocess (default 1)"
+        "--num-servers",
+        type=int,
+        default=1,
+        help="bridge servers of a gymnasium-subprocess session (default 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="reset and action seed (default 0)")
     parser.add_argument(
