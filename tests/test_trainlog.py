@@ -22,7 +22,14 @@ def test_atomic_write_gives_an_ordinary_new_files_permissions(tmp_path: Path) ->
     (tmp_path / "b.bin").write_bytes(b"x")
     mode = stat.S_IMODE((tmp_path / "a.bin").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "b.bin").stat().st_mode)
-    assert mode != 0o600
+
+
+def test_atomic_write_keeps_the_permissions_of_the_file_it_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "run.pt"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    atomic_write_bytes(target, b"new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
 def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path) -> None:

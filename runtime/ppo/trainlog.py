@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,16 +132,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     The bytes go to a fresh temporary file in `path`'s directory (`tempfile.mkstemp`, so that
     concurrent writers never share one), are flushed to disk, and the file is renamed over
     `path` with `os.replace`. If anything fails, the temporary file is removed and `path` is
-    left as it was. The new file gets the permissions of an ordinary new file (0666 less the
-    umask), not mkstemp's private 0600.
+    left as it was. The file keeps the permissions of the one it replaces; a new one gets those
+    of an ordinary new file (0666 less the umask), not mkstemp's private 0600.
     """
     path = Path(path)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
