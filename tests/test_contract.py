@@ -17,8 +17,11 @@ from checked_rl.runtime.contract import (
     Contract,
     ContractViolation,
     Transition,
+    check_host_observations,
     check_observation,
     check_transition,
+    observation_structure_violation,
+    real_reward,
 )
 from checked_rl.spec import contract as spec_contract
 from checked_rl.spec.envs import cartpole, gridworld
@@ -257,3 +260,72 @@ def test_check_transition_names_a_wrong_argument() -> None:
         check_transition({"n_actions": 2}, batch())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="step must be an int or None, got '3'"):
         check_transition(cartpole_contract(), batch(), step="3")  # type: ignore[arg-type]
+
+
+# Host values: what Python environments hand over one environment at a time
+
+HOST_CONTRACT = Contract(observation_shape=(3,), n_actions=2, observation_dtype=np.float32)
+
+
+def test_check_host_observations_stacks_valid_observations_on_the_cpu() -> None:
+    observations = [np.full(3, i, dtype=np.float32) for i in range(2)]
+    stacked = check_host_observations(HOST_CONTRACT, observations, field="observation", step=None)
+    assert stacked.device == torch.device("cpu") and stacked.dtype == torch.float32
+    assert torch.equal(stacked, torch.tensor([[0.0] * 3, [1.0] * 3]))
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (
+            np.zeros(4, dtype=np.float32),
+            "next_observation[env 1, step 5] has shape (4,), expected (3,)",
+        ),
+        (
+            np.zeros(3, dtype=np.float64),
+            "next_observation[env 1, step 5] has dtype float64, expected float32",
+        ),
+        (
+            np.zeros(4, dtype=np.float64),
+            "next_observation[env 1, step 5] has shape (4,), expected (3,)",
+        ),
+    ],
+)
+def test_check_host_observations_names_the_first_wrong_environment(wrong, message) -> None:
+    observations = [np.zeros(3, dtype=np.float32), wrong, wrong]
+    with pytest.raises(ContractViolation) as caught:
+        check_host_observations(HOST_CONTRACT, observations, field="next_observation", step=5)
+    assert str(caught.value) == f"contract violation: {message}"
+    assert (caught.value.violation.env, caught.value.violation.step) == (1, 5)
+
+
+def test_observation_structure_violation_reads_a_bridge_reply() -> None:
+    shape = observation_structure_violation(
+        HOST_CONTRACT, "shape", [4], field="next_observation", env=2, step=7
+    )
+    dtype = observation_structure_violation(
+        HOST_CONTRACT, "dtype", "float64", field="observation", env=0, step=None
+    )
+    assert (
+        str(shape)
+        == "contract violation: next_observation[env 2, step 7] has shape (4,), expected (3,)"
+    )
+    assert (
+        str(dtype) == "contract violation: observation[env 0] has dtype float64, expected float32"
+    )
+    assert dtype.violation.value == np.dtype(np.float64)
+    with pytest.raises(ValueError, match="kind must be 'shape' or 'dtype', got 'bounds'"):
+        observation_structure_violation(
+            HOST_CONTRACT, "bounds", 1.0, field="observation", env=0, step=0
+        )
+
+
+def test_real_reward_accepts_real_numbers_and_names_anything_else() -> None:
+    rewards = [real_reward(value, env=0, step=0) for value in (1, np.float32(0.5), True)]
+    assert rewards == [1.0, 0.5, 1.0] and all(type(reward) is float for reward in rewards)
+    for value, kind in (("one", "str"), (None, "NoneType"), (1j, "complex")):
+        with pytest.raises(ContractViolation) as caught:
+            real_reward(value, env=3, step=4)
+        assert str(caught.value) == (
+            f"contract violation: reward[env 3, step 4] has dtype {kind}, expected a real number"
+        )

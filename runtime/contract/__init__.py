@@ -1,14 +1,21 @@
-"""The trust boundary in torch: transition records and the contract checked on whole batches.
+"""The trust boundary in torch: transition records, the contract on whole batches and host values.
 
 - `records`: `Transition` (one batched step, its fields checked against each other) and
   `ContractViolation`;
 - `extremes`: the fast check, a batch's extremes against a contract's float64 limits;
 - `rules`: `Contract` and the public checks, which fall back to the reference predicate
-  `spec.contract.violations` only to explain a rejected batch.
+  `spec.contract.violations` only to explain a rejected batch;
+- `host`: the checks of values that Python environments hand over one at a time (observations
+  of the right shape and dtype, rewards that are real numbers), before they become a batch.
 
-Imports run one way: `records` <- `extremes` <- `rules`.
+Imports run one way: `records` <- `extremes` <- `rules`, and `records` <- `host`.
 """
 
+from checked_rl.runtime.contract.host import (
+    check_host_observations,
+    observation_structure_violation,
+    real_reward,
+)
 from checked_rl.runtime.contract.records import (
     ContractViolation,
     Transition,
@@ -21,8 +28,11 @@ __all__ = [
     "Contract",
     "ContractViolation",
     "Transition",
+    "check_host_observations",
     "check_observation",
     "check_transition",
     "numpy_dtype",
+    "observation_structure_violation",
+    "real_reward",
     "to_numpy",
 ]
