@@ -335,3 +335,21 @@ def test_non_numeric_reward_is_a_contract_violation() -> None:
         session.reset(seed=0)
         with pytest.raises(ContractViolation, match=r"reward\[env 1, step 0\] has dtype str"):
             session.step_checked(torch.tensor([0, 1]))
+
+
+class WrongDtype(tests.faulty_envs.Drift):
+    """Returns a float64 observation at the fault step, where the space says float32."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        return observation.astype(np.float64), reward
+
+
+def test_observation_of_another_dtype_is_a_contract_violation() -> None:
+    envs = [tests.faulty_envs.Drift(), WrongDtype(fault_step=1)]
+    with GymnasiumSession(envs) as session:
+        session.reset(seed=0)
+        with pytest.raises(ContractViolation) as caught:
+            session.step_checked(torch.tensor([0, 1]))
+    assert str(caught.value) == (
+        "contract violation: next_observation[env 1, step 0] has dtype float64, expected float32"
+    )

@@ -22,7 +22,6 @@ from checked_rl.runtime.sessions.base import (
     EnvironmentStepError,
     SessionStateError,
     StateNotCapturedError,
-    stack_observations,
 )
 from checked_rl.runtime.sessions.batched_envs import TorchSession
 from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
@@ -43,7 +42,6 @@ __all__ = [
     "SubprocessSession",
     "TorchSession",
     "make_session",
-    "stack_observations",
 ]
 
 SESSION_CLASSES: dict[str, type[CheckedSession]] = {

@@ -24,21 +24,19 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-import numpy as np
 import torch
 from jaxtyping import Integer, Shaped
 from torch import Tensor
 
 from checked_rl.runtime.contract import (
     Contract,
-    ContractViolation,
     Transition,
+    check_host_observations,
     check_observation,
     check_transition,
 )
 from checked_rl.runtime.envs.base import EnvStep, check_state
 from checked_rl.runtime.shapes import TypeCheckError
-from checked_rl.spec.contract import Violation
 
 __all__ = [
     "CheckedSession",
@@ -46,7 +44,6 @@ __all__ = [
     "SessionStateError",
     "StateNotCapturedError",
     "host_env_step",
-    "stack_observations",
 ]
 
 _INTEGER_DTYPES = frozenset(
@@ -335,30 +332,6 @@ class CheckedSession(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not capture its environments")
 
 
-def stack_observations(
-    contract: Contract, observations: Sequence[Any], *, field: str, step: int | None
-) -> Tensor:
-    """Stack per-environment host observations into a CPU tensor `[N, *S]`.
-
-    For sessions that step environments one by one: an observation of the wrong shape or dtype
-    is rejected here, naming its environment, before stacking could fail or silently convert.
-
-    Raises:
-        ContractViolation: environment `env`'s observation has the wrong shape or dtype.
-    """
-    arrays = [np.asarray(observation) for observation in observations]
-    for env, array in enumerate(arrays):
-        if array.shape != contract.observation_shape:
-            expected = str(contract.observation_shape)
-            violation = Violation("shape", field, env, step, None, array.shape, expected)
-            raise ContractViolation([violation])
-        if array.dtype != contract.observation_dtype:
-            expected = str(contract.observation_dtype)
-            violation = Violation("dtype", field, env, step, None, array.dtype, expected)
-            raise ContractViolation([violation])
-    return torch.from_numpy(np.stack(arrays))
-
-
 def host_env_step(
     contract: Contract,
     next_observations: Sequence[Any],
@@ -372,10 +345,11 @@ def host_env_step(
     """Assemble the per-environment outcomes of one step into a CPU `EnvStep`.
 
     For sessions that step environments one by one; the observations go through
-    `stack_observations`, which names an environment whose observation has the wrong shape.
+    `runtime.contract.check_host_observations`, which names an environment whose observation
+    has the wrong shape or dtype.
     """
     return EnvStep(
-        next_observation=stack_observations(
+        next_observation=check_host_observations(
             contract, next_observations, field="next_observation", step=step
         ),
         reward=torch.tensor(rewards, dtype=reward_dtype),

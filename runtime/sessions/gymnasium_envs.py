@@ -16,15 +16,13 @@ import gymnasium
 import torch
 from torch import Tensor
 
-from checked_rl.runtime.contract import Contract, ContractViolation
+from checked_rl.runtime.contract import Contract, check_host_observations, real_reward
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     host_env_step,
-    stack_observations,
 )
-from checked_rl.spec.contract import Violation
 
 __all__ = ["GymnasiumSession"]
 
@@ -101,7 +99,7 @@ class GymnasiumSession(CheckedSession):
                 i, step, f"step (action {action})", lambda env, a=action: env.step(a)
             )
             next_observations.append(observation)
-            rewards.append(_real(reward, i, step))
+            rewards.append(real_reward(reward, env=i, step=step))
             terminated.append(bool(term))
             truncated.append(bool(trunc))
             if term or trunc:
@@ -118,7 +116,9 @@ class GymnasiumSession(CheckedSession):
         )
 
     def _observe(self) -> Tensor:
-        return stack_observations(self.contract, self._observations, field="observation", step=None)
+        return check_host_observations(
+            self.contract, self._observations, field="observation", step=None
+        )
 
     def _call(self, i: int, step: int | None, what: str, call: Any) -> Any:
         """`call(envs[i])`, wrapping any exception in `EnvironmentStepError` naming env and step."""
@@ -133,14 +133,3 @@ class GymnasiumSession(CheckedSession):
     def _close(self) -> None:
         for env in self.envs:
             env.close()
-
-
-def _real(reward: Any, env: int, step: int) -> float:
-    """`reward` as a float, or a `ContractViolation` naming the environment and step."""
-    try:
-        return float(reward)
-    except (TypeError, ValueError):
-        kind = type(reward).__name__
-        raise ContractViolation(
-            [Violation("dtype", "reward", env, step, None, kind, "a real number")]
-        ) from None

@@ -14,14 +14,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from checked_rl.runtime.contract import Contract
+from checked_rl.runtime.contract import Contract, check_host_observations
 from checked_rl.runtime.envs.base import EnvStep, check_state, numpy_generator, plain_params
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     StateNotCapturedError,
     host_env_step,
-    stack_observations,
 )
 from checked_rl.spec.envs.base import Environment
 
@@ -94,7 +93,9 @@ class SpecSession(CheckedSession):
         )
 
     def _observe(self) -> Tensor:
-        return stack_observations(self.contract, self._observations, field="observation", step=None)
+        return check_host_observations(
+            self.contract, self._observations, field="observation", step=None
+        )
 
     def _env_state_dict(self) -> dict[str, Any]:
         if not all(dataclasses.is_dataclass(state) for state in self._states):

@@ -25,10 +25,9 @@ from checked_rl.runtime.bridge.processes import (
     ServerProcess,
 )
 from checked_rl.runtime.bridge.protocol import Message
-from checked_rl.runtime.contract import Contract, ContractViolation
+from checked_rl.runtime.contract import Contract, observation_structure_violation
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.runtime.sessions.base import CheckedSession, EnvironmentStepError
-from checked_rl.spec.contract import Violation
 
 __all__ = ["DEFAULT_TIMEOUT", "BridgeError", "SubprocessSession", "space_from_description"]
 
@@ -162,19 +161,13 @@ class SubprocessSession(CheckedSession):
         kind, message = header.get("kind"), header.get("error")
         env = server.first_env + int(header.get("env", 0))
         if kind == "contract":
-            value = header["value"]
-            value = tuple(value) if header["violation"] == "shape" else np.dtype(value)
-            expected = (
-                self.contract.observation_shape
-                if header["violation"] == "shape"
-                else self.contract.observation_dtype
-            )
-            return ContractViolation(
-                [
-                    Violation(
-                        header["violation"], header["field"], env, step, None, value, str(expected)
-                    )
-                ]
+            return observation_structure_violation(
+                self.contract,
+                header["violation"],
+                header["value"],
+                field=header["field"],
+                env=env,
+                step=step,
             )
         if kind == "environment":
             at = "" if step is None else f" at step {step}"
