@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from checked_rl.runtime.cli import main
+from checked_rl.runtime.bridge import BridgeError
+from checked_rl.runtime.cli import main, one_line
 from checked_rl.runtime.cli.check_env import check_session
 from checked_rl.runtime.sessions import make_session
 
@@ -144,3 +145,11 @@ def test_check_session_counts_steps_episodes_and_violations():
         == ["contract violation: next_observation[env 1, step 1] entry 1 = nan is not finite"] * 2
     )
     assert (report.steps, report.transitions) == (5, 2 * 3)
+
+
+def test_one_line_is_the_type_and_the_first_line_or_the_bridge_summary():
+    assert one_line(ValueError("first line\nsecond line")) == "ValueError: first line"
+    assert one_line(EOFError()) == "EOFError: EOFError"
+    crashed = BridgeError("bridge: server 0 exited", exit_code=7, stderr_tail=("early", "last"))
+    assert one_line(crashed) == "bridge: server 0 exited (server stderr: last)"
+    assert one_line(BridgeError("bridge: server 0 hung")) == "bridge: server 0 hung"

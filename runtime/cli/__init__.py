@@ -4,7 +4,8 @@ Each subcommand lives in its own module of this package and provides
 `register(subparsers)`, which adds its parser and sets `handler` to a function taking the parsed
 arguments and returning an exit code. Errors a user can fix are reported as one line on stderr
 with exit code 2, never as a traceback or a usage block: a bad command line through
-`CommandParser.error`, a bad value found later through `CLIError`.
+`CommandParser.error`, a bad value found later through `CLIError`, whose message `one_line`
+helps to write from the exception that was caught.
 """
 
 import argparse
@@ -13,13 +14,45 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+import gymnasium
+
 import checked_rl
+from checked_rl.runtime.bridge import BridgeError
+
+__all__ = [
+    "SESSION_ERRORS",
+    "SUBCOMMAND_MODULES",
+    "CLIError",
+    "CommandParser",
+    "build_parser",
+    "main",
+    "one_line",
+]
 
 SUBCOMMAND_MODULES = ("checked_rl.runtime.cli.check_env", "checked_rl.runtime.cli.train")
+
+SESSION_ERRORS = (gymnasium.error.Error, ImportError, ValueError, BridgeError)
+"""What `make_session` raises for an environment a kind cannot build: an id the kind does not
+provide or Gymnasium does not know, a module that does not import, spaces the contract does not
+support, a bridge server that cannot make the environment. A subcommand reports them as one
+line."""
 
 
 class CLIError(Exception):
     """An error in the user's input or environment, reported as one line without traceback."""
+
+
+def one_line(error: BaseException) -> str:
+    """`error` as one line, `Type: first line of the message`, for a `CLIError`.
+
+    A `BridgeError` gives its summary (which names the server and its exit code) and the last
+    line the server wrote to its stderr.
+    """
+    if isinstance(error, BridgeError):
+        tail = f" (server stderr: {error.stderr_tail[-1]})" if error.stderr_tail else ""
+        return error.summary + tail
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return f"{type(error).__name__}: {lines[0]}"
 
 
 class CommandParser(argparse.ArgumentParser):

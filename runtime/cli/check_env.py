@@ -21,11 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium
 import torch
 
 from checked_rl.runtime.bridge import BridgeError
-from checked_rl.runtime.cli import CLIError
+from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
 from checked_rl.runtime.contract import ContractViolation, Transition
 from checked_rl.runtime.sessions import CheckedSession, EnvironmentStepError, make_session
 from checked_rl.runtime.sessions.subprocess_envs import DEFAULT_TIMEOUT
@@ -123,13 +122,13 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         session = make_session(kind, args.env_id, num_envs=args.num_envs, **options)
-    except (gymnasium.error.Error, ImportError, ValueError, BridgeError) as error:
-        raise CLIError(f"cannot check {args.env_id!r}: {_one_line(error)}") from None
+    except SESSION_ERRORS as error:
+        raise CLIError(f"cannot check {args.env_id!r}: {one_line(error)}") from None
     try:
         with session:
             report = check_session(session, args.steps, args.seed)
     except BridgeError as error:
-        raise CLIError(f"{args.env_id}: {_one_line(error)}") from None
+        raise CLIError(f"{args.env_id}: {one_line(error)}") from None
     where = f"{kind}, {args.num_envs} environments, seed {args.seed}"
     print(f"check-env {args.env_id} ({where})")
     print(f"  steps: {report.steps}, transitions checked: {report.transitions}")
@@ -143,15 +142,6 @@ def run(args: argparse.Namespace) -> int:
             f"first: {report.violations[0]}"
         )
     return 0
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception as one line; a bridge error keeps the last line of the server's stderr."""
-    if isinstance(error, BridgeError):
-        tail = f" (server stderr: {error.stderr_tail[-1]})" if error.stderr_tail else ""
-        return error.summary + tail
-    lines = str(error).strip().splitlines() or [type(error).__name__]
-    return f"{type(error).__name__}: {lines[0]}"
 
 
 def register(subparsers: Any) -> None:
