@@ -78,7 +78,7 @@ def stable_baselines3(seed: int) -> tuple[bool, int, float]:
             self.train_seconds = tick - self.started - self.eval_seconds
             self.steps = steps
             returns = evaluate(eval_session, _sb3_policy(self.model.policy), seed=eval_seed,
-                               max_steps=OURS.eval_max_steps)
+                               max_episode_steps=OURS.eval_max_episode_steps)
             self.eval_seconds += time.perf_counter() - tick
             self.solved = float(returns.mean()) >= SOLVED
 

@@ -17,13 +17,13 @@ import torch
 
 import checked_rl
 from checked_rl.runtime.cli import main
-from checked_rl.runtime.ppo.checkpoint import load_checkpoint
+from checked_rl.runtime.ppo.checkpoint import load_checkpoint, save_checkpoint
 from checked_rl.runtime.ppo.config import PRESETS, PPOConfig
 from checked_rl.runtime.sessions import KINDS
 
 COMMAND = [sys.executable, "-m", "checked_rl.runtime.cli"]
 TINY = ["--num-envs", "2", "--horizon", "8", "--hidden", "8", "--eval-episodes", "2",
-        "--eval-max-steps", "20", "--quiet"]
+        "--eval-max-episode-steps", "20", "--quiet"]
 REPOSITORY = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
 """Seconds a subprocess may take to get going (a safety net, not an assertion about speed)."""
@@ -83,7 +83,7 @@ def test_help_shows_every_field_with_its_docstring_and_the_default_preset_value(
 
 
 TINY_TORCHLEAN = ["--preset", "torchlean", "--updates", "1", "--eval-every", "1",
-                  "--eval-episodes", "1", "--eval-max-steps", "10", "--quiet"]
+                  "--eval-episodes", "1", "--eval-max-episode-steps", "10", "--quiet"]
 
 
 def test_given_fields_override_the_preset_and_the_others_keep_its_values(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_given_fields_override_the_preset_and_the_others_keep_its_values(tmp_pat
     assert main(["train", *TINY_TORCHLEAN, "--anneal-lr", "--clip-vloss",
                  "--checkpoint", str(first)]) == 0
     expected = dataclasses.replace(PRESETS["torchlean"], updates=1, eval_every=1,
-                                   eval_episodes=1, eval_max_steps=10, anneal_lr=True,
+                                   eval_episodes=1, eval_max_episode_steps=10, anneal_lr=True,
                                    clip_vloss=True)
     assert PPOConfig.from_dict(load_checkpoint(first)["config"]) == expected
     assert expected.hidden == 32 != PRESETS["default"].hidden
@@ -133,14 +133,39 @@ BAD_INPUT = {
     "no episodes": (["eval", "absent.pt", "--episodes", "0"], "--episodes must be a positive"),
     "eval not a number": (["eval", "absent.pt", "--seed", "x"],
                           "argument --seed: invalid int value: 'x'"),
+    "no episode steps": (["eval", "absent.pt", "--max-episode-steps", "0"],
+                         "--max-episode-steps must be a positive integer, got 0"),
+    "0.1 eval option": (["eval", "absent.pt", "--max-steps", "5"],
+                        "unrecognized arguments: --max-steps 5"),
+    "0.1 config option": (["train", "--eval-max-steps", "5"],
+                          "unrecognized arguments: --eval-max-steps 5"),
+    "unknown torch id": (["train", "--env-id", "Nope-v0"],
+                         "cannot train on 'Nope-v0' with a 'torch' session: ValueError: "
+                         "make_session: 'torch' sessions provide the environments"),
+    "unknown spec id": (["train", "--kind", "spec", "--env-id", "Nope-v0"],
+                        "cannot train on 'Nope-v0' with a 'spec' session: ValueError: "
+                        "make_session: 'spec' sessions provide the environments"),
+    "unknown gymnasium id": (["train", "--kind", "gymnasium", "--env-id", "Nope-v0"],
+                             "cannot train on 'Nope-v0' with a 'gymnasium' session: "
+                             "NameNotFound: Environment `Nope` doesn't exist"),
+    "unknown gymnasium-subprocess id": (
+        ["train", "--kind", "gymnasium-subprocess", "--env-id", "Nope-v0"],
+        "cannot train on 'Nope-v0' with a 'gymnasium-subprocess' session: bridge: server 0"),
+    "unknown module": (["train", "--kind", "gymnasium", "--env-id", "no_such_module:Env-v0"],
+                       "cannot train on 'no_such_module:Env-v0' with a 'gymnasium' session: "
+                       "ModuleNotFoundError: No module named 'no_such_module'"),
+    "box actions": (["train", "--kind", "gymnasium", "--env-id", "Pendulum-v1"],
+                    "cannot train on 'Pendulum-v1' with a 'gymnasium' session: ValueError: "),
     "no command": ([], "the following arguments are required: COMMAND"),
     "unknown command": (["trian"], "argument COMMAND: invalid choice: 'trian'"),
 }
 if not torch.cuda.is_available():
     BAD_INPUT["cuda without a GPU"] = (["train", "--device", "cuda"], "no CUDA GPU")
-IN_A_SUBPROCESS = ("not a number", "zero size", "missing checkpoint", "unknown command")
-"""One case per route an error takes (argparse, config checks, handler, the top-level parser);
-each subprocess costs a fresh interpreter, so the other cases run the same `main` here."""
+IN_A_SUBPROCESS = ("not a number", "zero size", "missing checkpoint", "unknown command",
+                   "unknown torch id", "unknown gymnasium-subprocess id", "box actions")
+"""One case per route an error takes (argparse, config checks, handler, the top-level parser,
+building the session in this process and in bridge servers); each subprocess costs a fresh
+interpreter, so the other cases run the same `main` here."""
 
 
 def _assert_one_line_error(args: list[str], message: str, stderr: str) -> None:
@@ -203,3 +228,61 @@ def test_ctrl_c_saves_the_completed_updates_and_exits_130(tmp_path: Path) -> Non
     document = json.loads(log.read_text())
     assert document["steps"][-1] == saved["env_steps"]
     assert log.with_suffix(".png").is_file()
+
+
+@pytest.mark.parametrize("command", ["train --resume", "eval"])
+def test_a_file_that_is_not_a_checkpoint_is_one_line(command: str, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+    args = [*command.split(), "notes.txt"]
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    message = ("checkpoint notes.txt is not readable (expected a file written by "
+               "save_checkpoint): torch.load raised UnpicklingError: ")
+    _assert_one_line_error(args, message, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The checkpoint of a one-update torch run, as `load_checkpoint` reads it."""
+    path = tmp_path_factory.mktemp("saved") / "run.pt"
+    assert main(["train", *TINY, "--updates", "1", "--checkpoint", str(path)]) == 0
+    return load_checkpoint(path)
+
+
+def _eval_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line `checked-rl eval ARGS` ends with (exit code 2, nothing on stdout)."""
+    assert main(["eval", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("checked-rl eval: error: "), captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_eval_of_an_environment_the_kind_cannot_build_is_one_line(
+    kind: str, saved_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nope.pt"
+    save_checkpoint(path, {**saved_run, "run": {**saved_run["run"], "env_id": "Nope-v0"}})
+    line = _eval_error([str(path), "--kind", kind, "--episodes", "2"], capsys)
+    assert f"cannot evaluate on 'Nope-v0' with a {kind!r} session: " in line
+
+
+def test_eval_of_a_model_that_does_not_fit_its_network_is_one_line(
+    saved_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "wider.pt"
+    save_checkpoint(path, {**saved_run, "network": {**saved_run["network"], "hidden": 16}})
+    line = _eval_error([str(path)], capsys)
+    assert f"checkpoint {path}: its model does not fit its network" in line
+    assert "'hidden': 16" in line and "size mismatch" in line
+
+
+def test_eval_cuts_episodes_at_max_episode_steps(
+    saved_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, saved_run)
+    assert main(["eval", str(path), "--episodes", "2", "--max-episode-steps", "3"]) == 0
+    assert capsys.readouterr().out == "average greedy return over 2 episodes: 3.00\n"

@@ -26,7 +26,7 @@ TINY = PPOConfig(
     updates=4,
     eval_every=2,
     eval_episodes=2,
-    eval_max_steps=30,
+    eval_max_episode_steps=30,
     checkpoint_every=1,
 )
 """A run of a few hundred environment steps: too short to learn, long enough to exercise all."""
@@ -52,7 +52,7 @@ def test_short_run_writes_a_valid_log_on_each_session_kind(kind: str, tmp_path: 
     assert (result.updates, result.env_steps) == (4, 4 * TINY.batch_size)
     log = TrainLog.read(log_path)
     assert log.steps == [2 * TINY.batch_size, 4 * TINY.batch_size]
-    assert all(1.0 <= value <= TINY.eval_max_steps for value in log.values)
+    assert all(1.0 <= value <= TINY.eval_max_episode_steps for value in log.values)
     assert log.to_dict() == json.loads(log_path.read_text())
     assert f"kind={kind}" in log.notes and "horizon=8" in log.notes
     assert plot_path(log_path).read_bytes().startswith(PNG_MAGIC)
@@ -131,17 +131,48 @@ def test_interrupted_run_saves_its_completed_updates(tmp_path: Path) -> None:
     assert plot_path(tmp_path / "log.json").is_file()
 
 
+def _refused(path: Path) -> str:
+    """The one-line message of the `CheckpointError` that loading `path` raises."""
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and str(path) in message, message
+    return message
+
+
 def test_load_checkpoint_refuses_missing_and_foreign_files(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "absent.pt")
-    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not readable"):
-        load_checkpoint(tmp_path / "garbage.pt")
-    torch.save({"format": 99}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="format 99, expected 2"):
-        load_checkpoint(tmp_path / "foreign.pt")
+    assert "does not exist" in _refused(tmp_path / "absent.pt")
+    for name, content in [("garbage.pt", b"not a checkpoint"), ("empty.pt", b"")]:
+        (tmp_path / name).write_bytes(content)
+        assert "not readable (expected a file written by save_checkpoint)" in _refused(
+            tmp_path / name
+        )
     with pytest.raises(CheckpointError, match="lacks keys"):
         save_checkpoint(tmp_path / "partial.pt", {"format": 2})
+
+
+def test_load_checkpoint_refuses_a_format_1_checkpoint_of_0_1_in_one_line(
+    tmp_path: Path,
+) -> None:
+    train(dataclasses.replace(TINY, updates=1), checkpoint_path=tmp_path / "c.pt")
+    saved = load_checkpoint(tmp_path / "c.pt")
+    config = saved["config"]
+    config["eval_max_steps"] = config.pop("eval_max_episode_steps")
+    run = saved["run"]
+    run["env"] = run.pop("kind")
+    old = tmp_path / "old.pt"
+    torch.save({**saved, "format": 1, "config": config, "run": run}, old)
+    assert _refused(old) == f"checkpoint {old} has format 1, expected 2"
+
+
+def test_a_config_of_0_1_is_refused_in_one_line() -> None:
+    values = PPOConfig().to_dict()
+    values["eval_max_steps"] = values.pop("eval_max_episode_steps")
+    with pytest.raises(ValueError) as refused:
+        PPOConfig.from_dict(values)
+    message = str(refused.value)
+    assert message.startswith("unknown PPOConfig fields ['eval_max_steps']; known: [")
+    assert "'eval_max_episode_steps'" in message and len(message.splitlines()) == 1
 
 
 def test_presets() -> None:
@@ -160,7 +191,8 @@ def test_presets() -> None:
 
 
 def test_torchlean_preset_runs() -> None:
-    config = preset("torchlean", updates=2, eval_every=1, eval_episodes=2, eval_max_steps=20)
+    config = preset("torchlean", updates=2, eval_every=1, eval_episodes=2,
+                    eval_max_episode_steps=20)
     result = train(config)
     assert result.updates == 2 and result.env_steps == 2 * 64
 
@@ -183,24 +215,26 @@ def _always_left(observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return logits, torch.zeros(len(observations))
 
 
-def _gymnasium_episode_length(seed: int, max_steps: int) -> int:
-    """Steps of one always-left CartPole-v1 episode in Gymnasium itself, cut at `max_steps`."""
+def _gymnasium_episode_length(seed: int, max_episode_steps: int) -> int:
+    """Steps of one always-left CartPole-v1 episode in Gymnasium itself, cut at
+    `max_episode_steps`."""
     import gymnasium
 
     env = gymnasium.make("CartPole-v1")
     env.reset(seed=seed)
     steps, done = 0, False
-    while not done and steps < max_steps:
+    while not done and steps < max_episode_steps:
         _, _, terminated, truncated, _ = env.step(0)
         steps, done = steps + 1, terminated or truncated
     env.close()
     return steps
 
 
-@pytest.mark.parametrize("max_steps", [500, 9])
-def test_evaluate_counts_each_environments_first_episode(max_steps: int) -> None:
+@pytest.mark.parametrize("max_episode_steps", [500, 9])
+def test_evaluate_counts_each_environments_first_episode(max_episode_steps: int) -> None:
     seed, episodes = 11, 3
     with make_session("gymnasium", num_envs=episodes) as session:
-        returns = evaluate(session, _always_left, seed=seed, max_steps=max_steps)
-    expected = [float(_gymnasium_episode_length(seed + j, max_steps)) for j in range(episodes)]
+        returns = evaluate(session, _always_left, seed=seed, max_episode_steps=max_episode_steps)
+    expected = [float(_gymnasium_episode_length(seed + j, max_episode_steps))
+                for j in range(episodes)]
     assert returns.tolist() == expected

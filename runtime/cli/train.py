@@ -5,8 +5,8 @@
 fields given override the preset, or with `--resume` the checkpoint's config. It trains on the
 chosen session kind and writes the training log, its plot and checkpoints. `eval` loads a
 checkpoint and prints the average greedy return. Input a user can fix (a negative size, an
-unknown session kind, `cuda` without a GPU, a missing checkpoint) ends with one line on stderr
-and exit code 2; Ctrl-C saves, then exits 130.
+unknown session kind, `cuda` without a GPU, an environment the kind cannot build, a missing or
+foreign checkpoint) ends with one line on stderr and exit code 2; Ctrl-C saves, then exits 130.
 """
 
 import argparse
@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from checked_rl.runtime.cli import CLIError
+from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
 from checked_rl.runtime.cli.config_options import add_config_options, config_overrides
-from checked_rl.runtime.sessions import KINDS
+from checked_rl.runtime.sessions import KINDS, CheckedSession, make_session
 
 __all__ = ["register"]
 
@@ -68,8 +68,9 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--seed", type=int, default=None, metavar="S",
                           help="episode j starts from seed S + j (default: the run's "
                                "held-out evaluation seeds)")
-    evaluate.add_argument("--max-steps", type=int, default=None, metavar="M",
-                          help="cut episodes after M steps (default: the run's eval_max_steps)")
+    evaluate.add_argument("--max-episode-steps", type=int, default=None, metavar="M",
+                          help="cut episodes after M steps (default: the run's "
+                               "eval_max_episode_steps)")
     evaluate.set_defaults(handler=run_eval)
 
 
@@ -97,6 +98,9 @@ def run_train(args: argparse.Namespace) -> int:
     kind = _session_kind(args.kind or run.get("kind", "torch"))
     device = _device(args.device or run.get("device", "cpu"))
     env_id = args.env_id or run.get("env_id", DEFAULT_ENV_ID)
+    # train() builds its sessions itself: a one-environment probe reports an environment the
+    # kind cannot build as one line, without hiding an error raised later, during training.
+    _session("train on", kind, env_id, num_envs=1, device=device).close()
     log_path = None if args.log == LOG_OFF else Path(args.log)
     try:
         result = train(
@@ -135,12 +139,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from checked_rl.runtime.ppo.config import PPOConfig
     from checked_rl.runtime.ppo.evaluate import evaluate
     from checked_rl.runtime.ppo.model import ActorCritic
-    from checked_rl.runtime.sessions import make_session
 
     if args.episodes < 1:
         raise CLIError(f"--episodes must be a positive integer, got {args.episodes}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise CLIError(f"--max-steps must be a positive integer, got {args.max_steps}")
+    if args.max_episode_steps is not None and args.max_episode_steps < 1:
+        raise CLIError(
+            f"--max-episode-steps must be a positive integer, got {args.max_episode_steps}"
+        )
     try:
         saved = load_checkpoint(args.checkpoint)
         config = PPOConfig.from_dict(saved["config"])
@@ -151,14 +156,36 @@ def run_eval(args: argparse.Namespace) -> int:
     network = saved["network"]
     model = ActorCritic(tuple(network["observation_shape"]), network["n_actions"],
                        network["hidden"])
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as error:  # parameters missing, unexpected or of another shape
+        raise CLIError(
+            f"checkpoint {args.checkpoint}: its model does not fit its network {network}: "
+            f"{' '.join(str(error).split())}"
+        ) from None
     model.to(device)
     seed = config.eval_seed if args.seed is None else args.seed
-    max_steps = config.eval_max_steps if args.max_steps is None else args.max_steps
-    with make_session(kind, saved["run"]["env_id"], num_envs=args.episodes, device=device) as s:
-        returns = evaluate(s, model, seed=seed, max_steps=max_steps)
+    max_episode_steps = (
+        config.eval_max_episode_steps if args.max_episode_steps is None
+        else args.max_episode_steps
+    )
+    env_id = saved["run"]["env_id"]
+    with _session("evaluate on", kind, env_id, num_envs=args.episodes, device=device) as s:
+        returns = evaluate(s, model, seed=seed, max_episode_steps=max_episode_steps)
     print(f"average greedy return over {args.episodes} episodes: {float(returns.mean()):.2f}")
     return 0
+
+
+def _session(
+    purpose: str, kind: str, env_id: str, *, num_envs: int, device: torch.device
+) -> CheckedSession:
+    """`make_session(kind, env_id, ...)`, or a one-line error naming the environment id."""
+    try:
+        return make_session(kind, env_id, num_envs=num_envs, device=device)
+    except SESSION_ERRORS as error:
+        raise CLIError(
+            f"cannot {purpose} {env_id!r} with a {kind!r} session: {one_line(error)}"
+        ) from None
 
 
 def _session_kind(name: str) -> str:

@@ -60,8 +60,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"checkpoint {path} is not readable: {error}") from error
+    except Exception as error:  # torch.load raises many kinds on a file that is no checkpoint
+        first = (str(error).strip().splitlines() or ["(no message)"])[0]
+        raise CheckpointError(
+            f"checkpoint {path} is not readable (expected a file written by save_checkpoint): "
+            f"torch.load raised {type(error).__name__}: {first}"
+        ) from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint)
         raise CheckpointError(

@@ -80,8 +80,9 @@ class PPOConfig:
     """Evaluate the greedy policy every this many updates, and after the last one."""
     eval_episodes: int = 20
     """Held-out episodes per evaluation (one environment each, run in one session)."""
-    eval_max_steps: int = 500
-    """Steps after which an evaluation episode is cut."""
+    eval_max_episode_steps: int = 500
+    """Steps after which an evaluation episode is cut (the name of the environments' own step
+    limit, `Params.max_episode_steps`)."""
     solved_return: float = 475.0
     """Stop early once the average evaluation return reaches this."""
     checkpoint_every: int = 25
@@ -91,7 +92,7 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         positive = ("num_envs", "horizon", "hidden", "epochs", "minibatches", "updates",
-                    "eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every",
+                    "eval_every", "eval_episodes", "eval_max_episode_steps", "checkpoint_every",
                     "threads")
         for name in positive:
             value = getattr(self, name)

@@ -2,7 +2,7 @@
 
 An evaluation session of `E` environments is reset with seed `s`, so episode `j` starts from
 seed `s + j`; each environment counts its first episode only (sessions auto-reset, and the
-later episodes are ignored). Episodes longer than `max_steps` are cut there.
+later episodes are ignored). Episodes longer than `max_episode_steps` are cut there.
 """
 
 import torch
@@ -18,22 +18,27 @@ ANY_ACTIVE_CHECK_EVERY = 16
 """Steps between checks whether every episode has ended (each check waits for the device)."""
 
 
-def evaluate(session: CheckedSession, policy: Policy, *, seed: int, max_steps: int) -> Tensor:
+def evaluate(
+    session: CheckedSession, policy: Policy, *, seed: int, max_episode_steps: int
+) -> Tensor:
     """Returns `[E]` of the greedy policy's first episode in each of the session's environments.
 
     Args:
         session: a checked session with `E = session.num_envs` environments.
         policy: observations -> (logits, values); the action is the argmax of the logits.
         seed: the session is reset with it, so environment j starts from seed + j.
-        max_steps: the most steps an episode may take before it is cut.
+        max_episode_steps: the most steps an episode may take before it is cut.
     """
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"evaluate: max_steps must be a positive integer, got {max_steps!r}")
+    if (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int)
+            or max_episode_steps < 1):
+        raise ValueError(
+            f"evaluate: max_episode_steps must be a positive integer, got {max_episode_steps!r}"
+        )
     session.reset(seed=seed)
     totals = torch.zeros(session.num_envs, dtype=torch.float64, device=session.device)
     active = torch.ones(session.num_envs, dtype=torch.bool, device=session.device)
     with torch.no_grad():
-        for step in range(max_steps):
+        for step in range(max_episode_steps):
             logits, _ = policy(session.observe())
             transition = session.step_checked(distributions.greedy(logits))
             totals += torch.where(active, transition.reward.to(totals.dtype), 0.0)

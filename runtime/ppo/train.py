@@ -312,7 +312,7 @@ def _loop(
             if evaluated:
                 tick = time.perf_counter()
                 returns = evaluate(run.eval_session, run.model, seed=config.eval_seed,
-                                   max_steps=config.eval_max_steps)
+                                   max_episode_steps=config.eval_max_episode_steps)
                 eval_seconds += time.perf_counter() - tick
                 run.log.append(run.env_steps, float(returns.mean()))
                 solved = run.log.values[-1] >= config.solved_return
