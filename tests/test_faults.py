@@ -21,7 +21,12 @@ import pytest
 import torch
 
 from checked_rl.runtime.contract import ContractViolation
-from checked_rl.runtime.sessions import EnvironmentStepError, SessionStateError, make_session
+from checked_rl.runtime.sessions import (
+    GYMNASIUM_KINDS,
+    EnvironmentStepError,
+    SessionStateError,
+    make_session,
+)
 from checked_rl.runtime.sessions.subprocess_envs import BridgeError
 from checked_rl.spec.contract import FIELDS
 from tests.faulty_envs import EXIT_CODE, assert_gone
@@ -38,7 +43,6 @@ FAULTY_ENV = 2
 FAULT_STEP = 2
 MAKE_KWARGS = {"fault_seeds": [SEED + FAULTY_ENV]}
 ACTIONS = torch.tensor([0, 1, 1])
-KINDS = ["gymnasium", "gymnasium-subprocess"]
 
 
 def session(kind: str, name: str, timeout: float = FAULT_TIMEOUT, **make_kwargs: object):
@@ -79,7 +83,7 @@ CONTRACT_FAULTS = {
 }
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", GYMNASIUM_KINDS)
 @pytest.mark.parametrize("name", sorted(CONTRACT_FAULTS))
 def test_contract_faults_are_rejected_naming_field_env_and_step(kind, name):
     with session(kind, name) as checked:
@@ -94,7 +98,7 @@ def test_contract_faults_are_rejected_naming_field_env_and_step(kind, name):
     assert_gone(pids)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", GYMNASIUM_KINDS)
 def test_an_exception_in_step_names_environment_step_and_cause(kind):
     with session(kind, "RaiseInStep-v0") as checked:
         pids = pids_of(checked)

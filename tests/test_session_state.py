@@ -1,6 +1,7 @@
 """State: an exact resume through `state_dict` / `load_state_dict` for batched environments and
 every session kind that can capture its environments, and a clear refusal from the others."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ from checked_rl.properties.sessions import state_round_trip
 from checked_rl.runtime.envs.cartpole import CartPole
 from checked_rl.runtime.envs.gridworld import GridWorld
 from checked_rl.runtime.sessions import (
+    GYMNASIUM_KINDS,
+    SESSION_CLASSES,
     CheckedSession,
     SessionStateError,
     StateNotCapturedError,
@@ -78,32 +81,57 @@ def test_gridworld_load_state_dict_refuses_other_grids_and_cells_off_the_grid() 
 # Sessions
 
 
+ROUND_TRIPS: dict[str, dict[str, Callable[[], CheckedSession]]] = {
+    "spec": {
+        "cartpole": lambda: make_session("spec", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT),
+        "gridworld": lambda: make_session(
+            "spec", "GridWorld-v0", num_envs=2, make_kwargs=SMALL_GRID
+        ),
+    },
+    "torch": {
+        "cartpole": lambda: make_session("torch", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT),
+        "cartpole-gymnasium-noise": lambda: make_session(
+            "torch", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT | GYMNASIUM_NOISE
+        ),
+        "compiled-cartpole": lambda: make_session(
+            "torch", num_envs=2, make_kwargs=CARTPOLE_LIMIT | {"compiled": True}
+        ),
+        "gridworld": lambda: make_session(
+            "torch", "GridWorld-v0", num_envs=2, make_kwargs=SMALL_GRID | {"max_episode_steps": 4}
+        ),
+    },
+}
+"""The sessions whose exact resume is checked, by kind; every kind whose class captures its
+state (`uncaptured` None) needs at least one."""
 
-def round_trip(make: Callable[[], CheckedSession]) -> Callable[[], None]:
-    """`state_round_trip` of `make` under `STATE_SETTINGS`."""
-    return STATE_SETTINGS(state_round_trip(make))
+
+@pytest.mark.parametrize(
+    ("kind", "case"), [(kind, case) for kind, cases in ROUND_TRIPS.items() for case in cases]
+)
+def test_state_round_trip(kind: str, case: str) -> None:
+    STATE_SETTINGS(state_round_trip(ROUND_TRIPS[kind][case]))()
 
 
-test_spec_cartpole_state_round_trip = round_trip(
-    lambda: make_session("spec", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT)
-)
-test_spec_gridworld_state_round_trip = round_trip(
-    lambda: make_session("spec", "GridWorld-v0", num_envs=2, make_kwargs=SMALL_GRID)
-)
-test_torch_cartpole_state_round_trip = round_trip(
-    lambda: make_session("torch", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT)
-)
-test_torch_cartpole_gymnasium_noise_state_round_trip = round_trip(
-    lambda: make_session("torch", num_envs=NUM_ENVS, make_kwargs=CARTPOLE_LIMIT | GYMNASIUM_NOISE)
-)
-test_compiled_torch_cartpole_state_round_trip = round_trip(
-    lambda: make_session("torch", num_envs=2, make_kwargs=CARTPOLE_LIMIT | {"compiled": True})
-)
-test_torch_gridworld_state_round_trip = round_trip(
-    lambda: make_session(
-        "torch", "GridWorld-v0", num_envs=2, make_kwargs=SMALL_GRID | {"max_episode_steps": 4}
+@pytest.mark.parametrize("kind", SESSION_CLASSES)
+def test_every_kind_resumes_exactly_or_says_it_cannot(kind: str) -> None:
+    """A kind that captures its state has round-trip cases; any other refuses and stays usable."""
+    uncaptured = SESSION_CLASSES[kind].uncaptured
+    if uncaptured is None:
+        assert ROUND_TRIPS.get(kind), f"the {kind!r} sessions capture their state: add ROUND_TRIPS"
+        return
+    if kind in GYMNASIUM_KINDS:
+        assert uncaptured.startswith("Gymnasium environments (arbitrary Python objects")
+    message = (
+        f"the '{kind}' session cannot capture the state of its {re.escape(uncaptured)}; "
+        "reset it with fresh seeds instead$"
     )
-)
+    with make_session(kind, num_envs=2, seed=0) as session:
+        assert session.kind == kind
+        with pytest.raises(StateNotCapturedError, match=message):
+            session.state_dict()
+        with pytest.raises(StateNotCapturedError, match=message):
+            session.load_state_dict({})
+        session.step_checked(torch.tensor([0, 1]))  # still usable
 
 
 class ForgetsTheGenerator(TorchSession):
@@ -142,21 +170,6 @@ def test_state_round_trip_rejects_a_session_that_forgets(session_class, symptom)
     failing = settings(max_examples=100, database=None, phases=[Phase.generate])
     with pytest.raises(AssertionError, match=symptom):
         failing(prop)()
-
-
-@pytest.mark.parametrize("kind", ["gymnasium", "gymnasium-subprocess"])
-def test_gymnasium_kinds_cannot_capture_state_and_say_so(kind: str) -> None:
-    message = (
-        f"the '{kind}' session cannot capture the state of its Gymnasium environments "
-        r"\(arbitrary Python objects.*; reset it with fresh seeds instead$"
-    )
-    with make_session(kind, num_envs=2, seed=0) as session:
-        assert session.kind == kind
-        with pytest.raises(StateNotCapturedError, match=message):
-            session.state_dict()
-        with pytest.raises(StateNotCapturedError, match=message):
-            session.load_state_dict({})
-        session.step_checked(torch.tensor([0, 1]))  # still usable
 
 
 def test_load_state_dict_refuses_another_kind_or_size_in_one_line() -> None:

@@ -12,7 +12,10 @@ import tests.faulty_envs
 from checked_rl.properties.sessions import session_machine, sessions_agree_machine
 from checked_rl.runtime.contract import ContractViolation
 from checked_rl.runtime.sessions import (
+    CPU_ONLY_KINDS,
+    GYMNASIUM_KINDS,
     KINDS,
+    SESSION_CLASSES,
     CheckedSession,
     EnvironmentStepError,
     SessionStateError,
@@ -180,6 +183,20 @@ def test_make_session_refuses_unknown_choices(
         make_session(*args, **kwargs)
     assert fragment in str(caught.value)
     assert set(KINDS) == {"spec", "torch", "gymnasium", "gymnasium-subprocess"}
+
+
+def test_kind_lists_are_read_from_the_session_classes() -> None:
+    assert CPU_ONLY_KINDS == ("spec", "gymnasium")
+    assert GYMNASIUM_KINDS == ("gymnasium", "gymnasium-subprocess")
+    for kind, session_class in SESSION_CLASSES.items():
+        assert (kind in CPU_ONLY_KINDS) == session_class.cpu_only
+        assert (kind in GYMNASIUM_KINDS) == session_class.takes_gymnasium_ids
+
+
+@pytest.mark.parametrize("kind", CPU_ONLY_KINDS)
+def test_make_session_refuses_a_device_for_cpu_only_kinds(kind: str) -> None:
+    with pytest.raises(ValueError, match=f"'{kind}' sessions run on the CPU, got device=meta"):
+        make_session(kind, device="meta")
 
 
 def test_make_session_dtype_and_limits_reach_the_environment() -> None:

@@ -8,7 +8,9 @@
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
 
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
-where they cannot, both raise `StateNotCapturedError` naming the kind.
+where they cannot, both raise `StateNotCapturedError` naming the kind. The columns come from
+the session classes' attributes (`kind`, `cpu_only`, `uncaptured`), from which
+`SESSION_CLASSES`, `KINDS`, `CPU_ONLY_KINDS` and `GYMNASIUM_KINDS` are derived.
 """
 
 import dataclasses
@@ -29,6 +31,8 @@ from checked_rl.runtime.sessions.spec_envs import SpecSession
 from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
 
 __all__ = [
+    "CPU_ONLY_KINDS",
+    "GYMNASIUM_KINDS",
     "KINDS",
     "SESSION_CLASSES",
     "SPEC_ENVIRONMENTS",
@@ -52,6 +56,15 @@ SESSION_CLASSES: dict[str, type[CheckedSession]] = {
 
 KINDS = tuple(SESSION_CLASSES)
 """The session kinds `make_session` builds: the one list of them."""
+
+CPU_ONLY_KINDS = tuple(kind for kind, session in SESSION_CLASSES.items() if session.cpu_only)
+"""The kinds whose sessions live on the CPU only (`cpu_only`): `make_session` refuses a device."""
+
+GYMNASIUM_KINDS = tuple(
+    kind for kind, session in SESSION_CLASSES.items() if session.takes_gymnasium_ids
+)
+"""The kinds that make their environments from any registered Gymnasium id
+(`takes_gymnasium_ids`)."""
 
 SPEC_ENVIRONMENTS = {
     "CartPole-v1": "checked_rl.spec.envs.cartpole",
@@ -83,10 +96,10 @@ def make_session(
     Args:
         kind: one of `KINDS`.
         env_id: for `spec` and `torch`, a key of `SPEC_ENVIRONMENTS` / `TORCH_ENVIRONMENTS`;
-            for the Gymnasium kinds, any registered Gymnasium id.
+            for the Gymnasium kinds (`GYMNASIUM_KINDS`), any registered Gymnasium id.
         num_envs: the number N of environments.
-        device: where the session's tensors live; `spec` and `gymnasium` sessions stay on the
-            CPU.
+        device: where the session's tensors live; sessions of `CPU_ONLY_KINDS` (`spec`,
+            `gymnasium`) stay on the CPU.
         seed: when given, the session is reset with it before it is returned.
         dtype: `torch`: the environment's floating dtype; the other kinds: the dtype of
             rewards (float32 by default). Observations keep the environment's dtype.
@@ -98,13 +111,13 @@ def make_session(
             and `timeout=` for `gymnasium-subprocess`).
 
     Raises:
-        ValueError: unknown `kind`, or an `env_id` the kind does not provide; the message lists
-            the valid ones.
+        ValueError: unknown `kind`, a device other than the CPU for a kind of `CPU_ONLY_KINDS`,
+            or an `env_id` the kind does not provide; the message lists the valid ones.
     """
     make_kwargs = dict(make_kwargs or {})
     if kind not in KINDS:
         raise ValueError(f"make_session: kind must be one of {list(KINDS)}, got {kind!r}")
-    if kind in ("spec", "gymnasium") and str(device).split(":")[0] != "cpu":
+    if kind in CPU_ONLY_KINDS and str(device).split(":")[0] != "cpu":
         raise ValueError(f"make_session: {kind!r} sessions run on the CPU, got device={device}")
     if dtype is not None and kind != "torch":
         options.setdefault("reward_dtype", dtype)

@@ -79,6 +79,10 @@ class CheckedSession(ABC):
 
     Attributes:
         kind: the session kind (`runtime.sessions.KINDS`; "custom" for other subclasses).
+        cpu_only: whether the session's tensors always live on the CPU, so that `make_session`
+            refuses any other device (`runtime.sessions.CPU_ONLY_KINDS`).
+        takes_gymnasium_ids: whether the kind's environments are made from any registered
+            Gymnasium id (`runtime.sessions.GYMNASIUM_KINDS`).
         contract: the rules every transition obeys.
         num_envs: the number N of environments.
         device: where every returned tensor lives.
@@ -89,6 +93,8 @@ class CheckedSession(ABC):
     """
 
     kind: ClassVar[str] = "custom"
+    cpu_only: ClassVar[bool] = False
+    takes_gymnasium_ids: ClassVar[bool] = False
     uncaptured: ClassVar[str | None] = "environments"
     """Why `state_dict` is impossible ("the state of its <uncaptured>"), or None if possible."""
 

@@ -39,6 +39,8 @@ class GymnasiumSession(CheckedSession):
     """
 
     kind = "gymnasium"
+    cpu_only = True
+    takes_gymnasium_ids = True
     uncaptured = "Gymnasium environments (arbitrary Python objects, without state accessors)"
 
     def __init__(

@@ -38,6 +38,7 @@ class SpecSession(CheckedSession):
     """
 
     kind = "spec"
+    cpu_only = True
     uncaptured = None
 
     def __init__(

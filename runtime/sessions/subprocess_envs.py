@@ -65,6 +65,7 @@ class SubprocessSession(CheckedSession):
     """
 
     kind = "gymnasium-subprocess"
+    takes_gymnasium_ids = True
     uncaptured = "Gymnasium environments (arbitrary Python objects, in server processes)"
 
     def __init__(
