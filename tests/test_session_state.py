@@ -134,6 +134,37 @@ def test_every_kind_resumes_exactly_or_says_it_cannot(kind: str) -> None:
         session.step_checked(torch.tensor([0, 1]))  # still usable
 
 
+class WithoutStateMethods:
+    """A batched environment written for 0.1: CartPole's interface without `state_dict` and
+    `load_state_dict`."""
+
+    def __init__(self, num_envs: int) -> None:
+        cartpole = CartPole(num_envs)
+        for name in (
+            *("num_envs", "device", "dtype", "observation_shape", "n_actions"),
+            *("observation_low", "observation_high", "reset", "observe", "step"),
+        ):
+            setattr(self, name, getattr(cartpole, name))
+
+
+def test_torch_session_over_an_environment_without_state_methods_says_it_cannot() -> None:
+    message = (
+        r"^TorchSession\.{method}: the 'torch' session cannot capture the state of its batched "
+        r"environment WithoutStateMethods \(it has no state_dict/load_state_dict\); "
+        "reset it with fresh seeds instead$"
+    )
+    with TorchSession(WithoutStateMethods(2)) as session:
+        session.reset(seed=0)
+        with pytest.raises(StateNotCapturedError, match=message.format(method="state_dict")):
+            session.state_dict()
+        with pytest.raises(StateNotCapturedError, match=message.format(method="load_state_dict")):
+            session.load_state_dict({})
+        assert session.step_checked(torch.tensor([0, 1])).num_envs == 2  # still usable
+    assert TorchSession.uncaptured is None  # decided per session
+    with TorchSession(CartPole(2)) as session:
+        assert session.uncaptured is None
+
+
 class ForgetsTheGenerator(TorchSession):
     """Restores physics and step counts but keeps its own reset-noise generator."""
 

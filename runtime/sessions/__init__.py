@@ -8,8 +8,9 @@
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
 
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
-where they cannot, both raise `StateNotCapturedError` naming the kind. The columns come from
-the session classes' attributes (`kind`, `cpu_only`, `uncaptured`), from which
+where they cannot, both raise `StateNotCapturedError` naming the kind (a `torch` session over a
+batched environment without `state_dict` / `load_state_dict` cannot either). The columns come
+from the session classes' attributes (`kind`, `cpu_only`, `uncaptured`), from which
 `SESSION_CLASSES`, `KINDS`, `CPU_ONLY_KINDS` and `GYMNASIUM_KINDS` are derived.
 """
 

@@ -13,8 +13,9 @@ an auto-reset are checked as the `observation` of the next transition.
 observations, and the environments' physical state, step counts and generators) as plain data;
 `load_state_dict(state)`, in the same session or a fresh one of the same kind and size, makes
 the session usable and continues exactly: the same actions give the same transitions, bit for
-bit. A kind that cannot capture its environments (the Gymnasium kinds) raises
-`StateNotCapturedError` from both, naming the kind.
+bit. A session that cannot capture its environments (the Gymnasium kinds, or a torch session
+over a batched environment without state methods) raises `StateNotCapturedError` from both,
+naming the kind and what it cannot capture.
 
 Names mirror TorchLean's `CheckedSession`.
 """
@@ -58,12 +59,13 @@ class SessionStateError(RuntimeError):
 
 
 class StateNotCapturedError(RuntimeError):
-    """A session kind cannot capture the state of its environments, so cannot resume exactly.
+    """A session cannot capture the state of its environments, so cannot resume exactly.
 
     Raised by `state_dict` and `load_state_dict` of the Gymnasium kinds, whose environments are
-    arbitrary Python objects (in this process or in server processes); the message names the
-    kind. What remains is to reset such a session with fresh seeds, as `runtime.ppo.train` does
-    when it resumes one (and warns).
+    arbitrary Python objects (in this process or in server processes), and of a torch session
+    over a batched environment without `state_dict` / `load_state_dict`; the message names the
+    kind and what it cannot capture. What remains is to reset such a session with fresh seeds,
+    as `runtime.ppo.train` does when it resumes one (and warns).
     """
 
 
@@ -83,6 +85,8 @@ class CheckedSession(ABC):
             refuses any other device (`runtime.sessions.CPU_ONLY_KINDS`).
         takes_gymnasium_ids: whether the kind's environments are made from any registered
             Gymnasium id (`runtime.sessions.GYMNASIUM_KINDS`).
+        uncaptured: what `state_dict` cannot capture, completing "the state of its ...", or
+            None where it can; a class attribute that an instance may override.
         contract: the rules every transition obeys.
         num_envs: the number N of environments.
         device: where every returned tensor lives.
@@ -95,8 +99,7 @@ class CheckedSession(ABC):
     kind: ClassVar[str] = "custom"
     cpu_only: ClassVar[bool] = False
     takes_gymnasium_ids: ClassVar[bool] = False
-    uncaptured: ClassVar[str | None] = "environments"
-    """Why `state_dict` is impossible ("the state of its <uncaptured>"), or None if possible."""
+    uncaptured: str | None = "environments"
 
     def __init__(self, contract: Contract, num_envs: int, device: torch.device | str) -> None:
         if num_envs < 1:
@@ -218,7 +221,7 @@ class CheckedSession(ABC):
         counts, generators). Only a usable session has one: reset it first.
 
         Raises:
-            StateNotCapturedError: the kind cannot capture its environments (Gymnasium kinds).
+            StateNotCapturedError: the session cannot capture its environments (`uncaptured`).
             SessionStateError: the session is closed, not reset, or was rejected since.
         """
         self._require_capturable("state_dict")
@@ -241,7 +244,7 @@ class CheckedSession(ABC):
         load leaves it refusing until `reset`.
 
         Raises:
-            StateNotCapturedError: the kind cannot capture its environments (Gymnasium kinds).
+            StateNotCapturedError: the session cannot capture its environments (`uncaptured`).
             SessionStateError: the session is closed.
             ValueError: one line naming what does not fit (kind, number of environments,
                 observation shape, or the environments' part).
@@ -327,7 +330,7 @@ class CheckedSession(ABC):
         """Release the environments."""
 
     def _env_state_dict(self) -> Any:
-        """The environments' state as plain data, for a kind whose `uncaptured` is None."""
+        """The environments' state as plain data, for a session whose `uncaptured` is None."""
         raise NotImplementedError(f"{type(self).__name__} does not capture its environments")
 
     def _load_env_state_dict(self, envs: Any, observation: Tensor) -> None:

@@ -3,7 +3,9 @@
 The environment (a `runtime.envs.base.BatchedEnv`) already steps all copies as tensors and
 auto-resets in the same step; the session adds the contract check, the step count and the
 refusal after a violation. Seeding follows the environment (copy i with `seed + i`). The
-session's state holds the environment's `state_dict()`.
+session's state holds the environment's `state_dict()`; over an environment without
+`state_dict` / `load_state_dict` (one written for 0.1), the session's `state_dict` and
+`load_state_dict` raise `StateNotCapturedError` naming the environment's class.
 """
 
 from typing import Any
@@ -21,7 +23,9 @@ class TorchSession(CheckedSession):
     """A `BatchedEnv` behind the checked-session protocol, on the environment's device.
 
     Args:
-        env: the batched environment; the session uses its `num_envs` and `device`.
+        env: the batched environment; the session uses its `num_envs` and `device`. One
+            without callable `state_dict` and `load_state_dict` still steps; only the session's
+            state methods refuse it.
         contract: the contract (default: `Contract.from_env(env)`).
     """
 
@@ -31,6 +35,11 @@ class TorchSession(CheckedSession):
     def __init__(self, env: BatchedEnv, *, contract: Contract | None = None) -> None:
         super().__init__(contract or Contract.from_env(env), env.num_envs, env.device)
         self.env = env
+        state_methods = (getattr(env, name, None) for name in ("state_dict", "load_state_dict"))
+        if not all(callable(method) for method in state_methods):
+            self.uncaptured = (
+                f"batched environment {type(env).__name__} (it has no state_dict/load_state_dict)"
+            )
 
     def _reset(self, seed: int | None) -> Tensor:
         return self.env.reset(seed=seed)
