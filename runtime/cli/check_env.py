@@ -26,13 +26,15 @@ import torch
 from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
 from checked_rl.runtime.contract import ContractViolation, Transition
-from checked_rl.runtime.sessions import CheckedSession, EnvironmentStepError, make_session
+from checked_rl.runtime.sessions import (
+    GYMNASIUM_KINDS,
+    CheckedSession,
+    EnvironmentStepError,
+    make_session,
+)
 from checked_rl.runtime.sessions.subprocess_envs import DEFAULT_TIMEOUT
 
 __all__ = ["MAX_VIOLATIONS", "CheckReport", "check_session", "register"]
-
-GYMNASIUM_KINDS = ("gymnasium", "gymnasium-subprocess")
-"""The session kinds that take any Gymnasium id (see `checked_rl.runtime.sessions.KINDS`)."""
 
 MAX_VIOLATIONS = 10
 """The check stops after this many violations."""
