@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -137,6 +138,16 @@ def test_a_server_that_exits_mid_episode_reports_code_and_stderr():
     assert "last lines of its stderr:\n  faulty env: giving up at step 3" in str(error)
 
 
+def _tail_once_it_holds(server, fragments, seconds=10.0):
+    """The server's stderr tail as text, once it holds every fragment or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        tail = "\n".join(server.tail)
+        if all(fragment in tail for fragment in fragments) or time.monotonic() > deadline:
+            return tail
+        time.sleep(0.01)
+
+
 def test_an_environment_printing_to_stdout_works_through_the_bridge(capfd):
     steps = 60
     with (
@@ -151,7 +162,10 @@ def test_an_environment_printing_to_stdout_works_through_the_bridge(capfd):
             for name in FIELDS:
                 assert torch.equal(getattr(got, name), getattr(expected, name)), name
             episodes += int(got.done.sum())
-        tail = "\n".join(bridge.pool.servers[1].tail)
+        # The server's stderr is read by a thread of its own: wait (boundedly) until it has
+        # read the last step's lines rather than race it.
+        expected_lines = (f"PrintsEveryStep: step {steps - 50}, action", "CRLB raw bytes")
+        tail = _tail_once_it_holds(bridge.pool.servers[1], expected_lines)
     assert episodes == NUM_ENVS
     assert f"PrintsEveryStep: step {steps - 50}, action" in tail
     assert "CRLB raw bytes from the simulator on fd 1" in tail
