@@ -89,6 +89,8 @@ def _modules() -> Iterator[tuple[str, Path]]:
 
 MODULES = dict(_modules())
 TREES = {name: ast.parse(path.read_text(), str(path)) for name, path in MODULES.items()}
+NODES = [(name, node) for name, tree in TREES.items() for node in ast.walk(tree)]
+"""Every syntax node of the three layers with its module, walked once for all the checks."""
 
 
 def _relative(name: str) -> str:
@@ -116,19 +118,21 @@ def test_source_tree_and_installed_modules_agree() -> None:
 def test_no_module_is_named_after_a_library_its_package_imports() -> None:
     """A module named `torch.py` beside code that imports torch shadows it for readers (and,
     with some import modes, for Python)."""
+    imported: dict[str, set[str]] = {name: set() for name in MODULES}
+    for name, node in NODES:
+        if isinstance(node, ast.Import):
+            imported[name] |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported[name].add(node.module.split(".")[0])
     offenders = []
-    for name in TREES:
-        package = name if MODULES[name].name == "__init__.py" else name.rpartition(".")[0]
-        imported = set(LAYERS)
-        for other, other_tree in TREES.items():
-            if other == package or other.startswith(f"{package}."):
-                for node in ast.walk(other_tree):
-                    if isinstance(node, ast.Import):
-                        imported |= {alias.name.split(".")[0] for alias in node.names}
-                    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                        imported.add(node.module.split(".")[0])
-        basename = name.rpartition(".")[2]
-        if MODULES[name].name != "__init__.py" and basename in imported - {"checked_rl"}:
+    for name, path in MODULES.items():
+        if path.name == "__init__.py":
+            continue
+        package, _, basename = name.rpartition(".")
+        libraries = set(LAYERS).union(
+            *(names for other, names in imported.items() if f"{other}.".startswith(f"{package}."))
+        )
+        if basename in libraries - {"checked_rl"}:
             offenders.append(_relative(name))
     assert offenders == []
 
@@ -136,8 +140,7 @@ def test_no_module_is_named_after_a_library_its_package_imports() -> None:
 def test_no_private_name_is_imported_across_modules() -> None:
     offenders = [
         f"{_relative(name)}:{node.lineno} imports {alias.name} from {node.module}"
-        for name, tree in TREES.items()
-        for node in ast.walk(tree)
+        for name, node in NODES
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("checked_rl")
         for alias in node.names
         if alias.name.startswith("_")
@@ -149,8 +152,7 @@ def test_no_relative_imports() -> None:
     """Every import names its module in full, so the checks above see every edge."""
     offenders = [
         f"{_relative(name)}:{node.lineno}"
-        for name, tree in TREES.items()
-        for node in ast.walk(tree)
+        for name, node in NODES
         if isinstance(node, ast.ImportFrom) and node.level > 0
     ]
     assert offenders == []
@@ -181,8 +183,7 @@ def _private_by_name(node: ast.AST) -> str | None:
 def test_no_private_attribute_of_another_object_is_reached_by_name() -> None:
     offenders = [
         f"{_relative(name)}:{node.lineno} {reached}"
-        for name, tree in TREES.items()
-        for node in ast.walk(tree)
+        for name, node in NODES
         if (reached := _private_by_name(node)) is not None
     ]
     assert offenders == []
@@ -195,21 +196,16 @@ def test_the_by_name_check_sees_what_it_looks_for() -> None:
 
 
 def test_no_private_attribute_of_another_object_is_touched() -> None:
-    offenders = []
-    for name, tree in TREES.items():
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
-            attribute = node.attr
-            if not attribute.startswith("_") or attribute.startswith("__"):
-                continue
-            if attribute in NAMEDTUPLE_API:
-                continue
-            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
-                continue
-            if (_relative(name), attribute) in PRIVATE_ATTRIBUTE_ALLOWED:
-                continue
-            offenders.append(f"{_relative(name)}:{node.lineno} .{attribute}")
+    offenders = [
+        f"{_relative(name)}:{node.lineno} .{node.attr}"
+        for name, node in NODES
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and node.attr not in NAMEDTUPLE_API
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        and (_relative(name), node.attr) not in PRIVATE_ATTRIBUTE_ALLOWED
+    ]
     assert offenders == []
 
 

@@ -151,7 +151,7 @@ class _Run:
             "model": _copy_tree(self.model.state_dict()),
             "optimizer": _copy_tree(self.optimizer.state_dict()),
             "rng": self.generator.get_state().clone(),
-            "session": _copy_tree(_session_state(self.session)),
+            "session": _copy_tree(_session_state(self.session), copy=False),
             "log": self.log.to_dict(),
         }
 
@@ -358,14 +358,14 @@ def _update(run: _Run) -> None:
     run.env_steps += config.batch_size
 
 
-def _copy_tree(value: Any) -> Any:
-    """A deep copy of nested dicts/lists whose tensors are copied to the CPU."""
+def _copy_tree(value: Any, *, copy: bool = True) -> Any:
+    """Nested dicts/lists with their tensors copied to the CPU (`copy=False`: only moved)."""
     if isinstance(value, Tensor):
-        return value.detach().to("cpu", copy=True)
+        return value.detach().to("cpu", copy=copy)
     if isinstance(value, dict):
-        return {key: _copy_tree(item) for key, item in value.items()}
+        return {key: _copy_tree(item, copy=copy) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_copy_tree(item) for item in value)
+        return type(value)(_copy_tree(item, copy=copy) for item in value)
     return value
 
 

@@ -258,13 +258,14 @@ class CheckedSession(ABC):
         if not isinstance(observation, Tensor) or tuple(observation.shape) != expected:
             got = tuple(observation.shape) if isinstance(observation, Tensor) else observation
             raise ValueError(f"{owner}: expected observations of shape {expected}, got {got}")
+        observation = observation.to(self.device, copy=True)
         self._observation = None
         try:
-            self._load_env_state_dict(state["envs"], observation.to(self.device, copy=True))
+            self._load_env_state_dict(state["envs"], observation)
         except Exception as error:
             self._refusal = f"load_state_dict raised {type(error).__name__} ({error}); call reset()"
             raise
-        self._observation = observation.to(self.device, copy=True)
+        self._observation = observation
         self._step_count = int(state["step_count"])
         self._refusal = None
 
