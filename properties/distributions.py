@@ -2,7 +2,11 @@
 `spec.distributions`, and the laws of a categorical distribution hold (normalisation, entropy
 bounds, the inverse-CDF sampler drawing each action with its probability).
 
-Batched implementations take logits `[B, A]` as tensors (`runtime.distributions`' interface).
+Batched implementations take logits `[*batch, A]` as tensors (`runtime.distributions`'
+interface); the `*_matches_spec` properties draw batches of one axis `[B, A]` and of two
+`[T, N, A]` (a rollout's logits), finite logits with some impossible (`-inf`) actions, never a
+whole row of them: they assume nothing more, and accept any implementation that works along the
+last axis whatever the batch shape. The laws take NumPy implementations of `[B, A]`.
 Float results are compared as `|got - want| <= rtol * (|want| + scale)`, `rtol` the named
 tolerance of the dtype (`properties.tolerances.rtol_for`) and `scale` one plus
 the largest finite `|logit|` of the row (rounding in `z - max z` scales with it); `-inf` entries
@@ -39,22 +43,30 @@ __all__ = [
     "log_softmax_is_normalized",
     "log_softmax_matches_spec",
     "sample_draws_each_action_with_its_probability",
+    "sample_draws_only_possible_actions",
     "sample_matches_spec",
 ]
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 SAMPLE_GRID = 200
 """Evenly spaced `u` per distribution in the law of sampling frequencies."""
 
 
+def _batched_logits() -> st.SearchStrategy[np.ndarray]:
+    """Logits `[B, A]` or `[T, N, A]`, some actions impossible."""
+    return st.sampled_from((1, 2)).flatmap(lambda axes: logits(impossible=True, batch_axes=axes))
+
+
 def _row_scale(z: np.ndarray) -> np.ndarray:
-    """`[B, 1]`: one plus the largest finite `|logit|` of each row."""
+    """`[*batch, 1]`: one plus the largest finite `|logit|` of each row."""
     finite = np.where(np.isfinite(z), np.abs(z), 0.0)
     return 1.0 + finite.max(axis=-1, keepdims=True)
 
 
 def _entropy_scale(z: np.ndarray) -> np.ndarray:
-    """`[B]`: each term p log p is off by about eps * |log p| <= eps * 2 * `_row_scale`."""
-    return 2.0 * _row_scale(z)[:, 0] * z.shape[1]
+    """`[*batch]`: each term p log p is off by about eps * |log p| <= eps * 2 * `_row_scale`."""
+    return 2.0 * _row_scale(z)[..., 0] * z.shape[-1]
 
 
 def _logits_fn_matches_spec(
@@ -68,7 +80,7 @@ def _logits_fn_matches_spec(
     `rtol * (|want| + scale(logits))`"."""
     reference = getattr(spec_distributions, name)
 
-    @given(z=logits(impossible=True))
+    @given(z=_batched_logits())
     def prop(z: np.ndarray) -> None:
         z = round_to_dtype(z, dtype)
         got = fn(torch.as_tensor(z, dtype=dtype, device=device)).cpu().double().numpy()
@@ -95,11 +107,11 @@ def log_prob_matches_spec(
 ) -> Callable[[], None]:
     """Batched `log_prob` agrees with `spec.distributions.log_prob` for any valid actions."""
 
-    @given(z=logits(impossible=True), data=st.data())
+    @given(z=_batched_logits(), data=st.data())
     def prop(z: np.ndarray, data: st.DataObject) -> None:
         z = round_to_dtype(z, dtype)
         actions = data.draw(
-            hnp.arrays(np.int64, z.shape[:1], elements=st.integers(0, z.shape[1] - 1))
+            hnp.arrays(np.int64, z.shape[:-1], elements=st.integers(0, z.shape[-1] - 1))
         )
         got = log_prob(
             torch.as_tensor(z, dtype=dtype, device=device), torch.as_tensor(actions, device=device)
@@ -108,7 +120,7 @@ def log_prob_matches_spec(
         assert_close(
             got.cpu().double().numpy(),
             want,
-            scale=_row_scale(z)[:, 0],
+            scale=_row_scale(z)[..., 0],
             rtol=rtol_for(dtype),
             what="log_prob",
         )
@@ -134,7 +146,7 @@ def greedy_matches_spec(
 ) -> Callable[[], None]:
     """Batched `greedy` returns exactly the spec's actions (smallest index on ties)."""
 
-    @given(z=logits(impossible=True))
+    @given(z=_batched_logits())
     def prop(z: np.ndarray) -> None:
         z = round_to_dtype(z, dtype)
         got = greedy(torch.as_tensor(z, dtype=dtype, device=device)).cpu().numpy()
@@ -147,8 +159,8 @@ def _boundary_distance(z: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Per row: the distance of `u * W` from the nearest running sum `W_a`, relative to `W`."""
     weights = np.exp(z - z.max(axis=-1, keepdims=True))
     running = np.cumsum(weights, axis=-1)
-    total = running[:, -1:]
-    return np.min(np.abs(u[:, None] * total - running), axis=-1) / total[:, 0]
+    total = running[..., -1:]
+    return np.min(np.abs(u[..., None] * total - running), axis=-1) / total[..., 0]
 
 
 def sample_matches_spec(
@@ -157,14 +169,15 @@ def sample_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `sample(logits, u)` draws the spec's actions, away from CDF boundaries."""
+    """Batched `sample(logits, u)` draws the spec's actions, away from CDF boundaries, for
+    batches `[B, A]` and `[T, N, A]` with impossible actions; `u` in `[0, 1)` in `dtype`."""
 
-    @given(z=logits(impossible=True), data=st.data())
+    @given(z=_batched_logits(), data=st.data())
     def prop(z: np.ndarray, data: st.DataObject) -> None:
         z = round_to_dtype(z, dtype)
         u = data.draw(
             hnp.arrays(
-                np.float64, z.shape[:1], elements=st.floats(0.0, 1.0, exclude_max=True)
+                np.float64, z.shape[:-1], elements=st.floats(0.0, 1.0, exclude_max=True)
             ).map(lambda a: round_to_dtype(a, dtype))
         )
         assume(np.all(u < 1.0))
@@ -174,6 +187,40 @@ def sample_matches_spec(
             torch.as_tensor(u, dtype=dtype, device=device),
         )
         np.testing.assert_array_equal(got.cpu().numpy(), spec_distributions.sample(z, u))
+
+    return prop
+
+
+def sample_draws_only_possible_actions(
+    sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """Batched `sample(logits, u)` never draws an impossible action (logit `-inf`), for any `u`
+    in `[0, 1)` of `dtype`: the ends of the interval (0 and the largest float below 1) and the
+    boundaries `W_a / W` of the inverse CDF included, where `sample_matches_spec` does not look.
+    Assumes nothing of the implementation's rounding; accepts any sampler that keeps to
+    possible actions."""
+
+    @given(z=_batched_logits(), data=st.data())
+    def prop(z: np.ndarray, data: st.DataObject) -> None:
+        z = round_to_dtype(z, dtype)
+        weights = np.exp(z - z.max(axis=-1, keepdims=True))
+        running = np.cumsum(weights, axis=-1)
+        top = float(np.nextafter(np.array(1.0, dtype=_NUMPY_DTYPES[dtype]), 0.0))
+        u = np.empty(z.shape[:-1])
+        for index in np.ndindex(u.shape):
+            boundaries = (running[index] / running[index][-1]).tolist()
+            choices = [0.0, top, *(b for b in boundaries if b < 1.0)]
+            u[index] = data.draw(st.sampled_from(choices) | st.floats(0.0, top))
+        u = np.minimum(round_to_dtype(u, dtype), top)
+        got = sample(
+            torch.as_tensor(z, dtype=dtype, device=device),
+            torch.as_tensor(u, dtype=dtype, device=device),
+        ).cpu().numpy()
+        drawn = np.take_along_axis(z, got[..., None], axis=-1)[..., 0]
+        assert np.all(np.isfinite(drawn)), f"impossible actions drawn: {got} for u = {u}"
 
     return prop
 

@@ -3,6 +3,13 @@ term, and its autograd gradient agrees with central finite differences of the sp
 terms obey the laws of the paper (the clipped objective is a pessimistic bound, the KL estimate
 is never negative, clipping the value loss never lowers it).
 
+What the properties assume of their inputs: minibatches of `ppo_minibatches` (finite logits
+`[B, A]`, an old policy within `POLICY_DRIFT` of the current one per logit, so ratios in
+`[e^-2, e^2]`, clip coefficients in `[0.05, 0.5]`); they accept any implementation of the
+spec's formulas, whatever its order of operations, away from the kinks named below.
+`clip_fraction_matches_spec` goes onto the clip bounds themselves, where the spec decides: a
+ratio exactly on `1 +- eps` is not clipped.
+
 The implementation under test has `runtime.ppo.loss.ppo_loss`' interface: keyword tensors
 (`logits [B, A]`, `actions [B]`, the rest `[B]`) and settings, returning `(total, stats)` with
 `stats.policy_loss, value_loss, entropy, approx_kl, clip_fraction`.
@@ -33,6 +40,7 @@ from checked_rl.properties.tolerances import (
     LAW_TOL,
     assert_close,
     round_fields,
+    round_to_dtype,
     rtol_for,
 )
 from checked_rl.spec import ppo as spec_ppo
@@ -44,6 +52,7 @@ __all__ = [
     "KINK_MARGIN",
     "LAW_TOL",
     "approx_kl_is_nonnegative",
+    "clip_fraction_matches_spec",
     "clipped_surrogate_is_pessimistic",
     "clipped_value_loss_bounds_unclipped",
     "ppo_gradient_matches_finite_differences",
@@ -151,6 +160,63 @@ def ppo_loss_matches_spec(
                 )
                 continue
             assert_close(np.float64(got), np.float64(want), scale=scale, rtol=rtol, what=name)
+
+    return prop
+
+
+
+def clip_fraction_matches_spec(
+    clip_fraction: Callable[..., torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """A batched `clip_fraction(new_log_probs, old_log_probs, clip_coef=eps)` counts exactly the
+    samples `spec.ppo.clip_fraction` counts, ratios exactly on a clip bound included (they are
+    not clipped).
+
+    Reaches the bounds two ways: `eps = 0` with samples whose log-probabilities are equal (the
+    ratio is exactly 1 = 1 +- 0 in any dtype, whatever the implementation's `exp`), and, in
+    float64, `eps = |r_b - 1|` for a sample `b`, kept only where `torch.exp` rounds `r_b` as
+    NumPy does (so the implementation is assumed to compute `r = exp(new - old)` with
+    `torch.exp`). Every other ratio is kept `KINK_MARGIN` away from the bounds, where rounding
+    may decide either way. Accepts any implementation of the spec's rule.
+    """
+
+    @given(data=st.data())
+    def prop(data: st.DataObject) -> None:
+        n = data.draw(st.integers(1, 8))
+        log_probs = st.floats(-5.0, 0.0)
+        old = np.array(data.draw(st.lists(log_probs, min_size=n, max_size=n)))
+        step = st.sampled_from([0.0]) | st.floats(-2.0, 2.0)
+        new = old + np.array(data.draw(st.lists(step, min_size=n, max_size=n)))
+        new, old = round_to_dtype(new, dtype), round_to_dtype(old, dtype)
+        ratio = np.exp(new - old)
+        exact = new == old
+        eps = data.draw(st.sampled_from(["zero", "sample", "any"]))
+        if eps == "zero":
+            clip_coef = 0.0
+        elif eps == "sample" and dtype == torch.float64:
+            b = data.draw(st.integers(0, n - 1))
+            torch_ratio = float(torch.exp(torch.tensor(new[b] - old[b], dtype=torch.float64)))
+            assume(torch_ratio == ratio[b] and ratio[b] != 1.0)
+            clip_coef = abs(float(ratio[b]) - 1.0)
+            exact |= ratio == ratio[b]
+        else:
+            clip_coef = data.draw(st.floats(0.05, 0.5))
+            exact[:] = False
+        bounds = np.array([1.0 - clip_coef, 1.0 + clip_coef])
+        distance = np.min(np.abs(ratio[:, None] - bounds), axis=1)
+        assume(np.all(exact | (distance > KINK_MARGIN)))
+        got = clip_fraction(
+            torch.as_tensor(new, dtype=dtype, device=device),
+            torch.as_tensor(old, dtype=dtype, device=device),
+            clip_coef=clip_coef,
+        )
+        want = spec_ppo.clip_fraction(new, old, clip_coef=clip_coef)
+        assert round(float(got) * n) == round(want * n), (
+            f"clip_fraction {float(got)!r}, spec {want!r}: ratios {ratio}, eps {clip_coef!r}"
+        )
 
     return prop
 

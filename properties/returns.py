@@ -7,6 +7,16 @@ GAE must satisfy take *trace* implementations (1-D NumPy arrays over one environ
 axis); they live in `properties.returns_laws` and are re-exported here, and `on_trace` turns a
 batched implementation into a trace one, so the laws run on both.
 
+What the properties assume of their inputs, and so which implementations they accept. By
+default the rollouts are *consistent* (`strategies.consistent_rollouts`): `next_values[t] ==
+values[t + 1]` wherever step `t` did not end an episode, as every environment produces them, so
+an implementation that takes `V(s_{t+1})` from `values[t + 1]` inside an episode (the textbook
+TD(lambda) recursion) is accepted, and so is one that reads `next_values` everywhere. With
+`consistent=False` the rollouts are *general* (`strategies.rollouts`): `next_values[t]` is
+free at every step, which accepts only implementations that read the successor's value from
+`next_values` at every step, as `runtime.returns` and the spec do; use it for an implementation
+that claims so, e.g. one fed rollouts whose `next_values` were recomputed by a newer critic.
+
 Tolerances (`properties.tolerances`). The entries of a result are sums of up to `T` products of
 inputs, so rounding errors scale with the inputs, not with the (possibly cancelled) result.
 Results are compared as `|got - want| <= rtol * (|want| + scale)`, where `scale` is the
@@ -121,10 +131,12 @@ def _spec_columns(name: str, arrays: RolloutArrays, **scalars: float) -> np.ndar
     return np.stack(columns, axis=1)
 
 
-def _matches_spec(name: str, fn: Callable[..., torch.Tensor], dtype: torch.dtype, device: str):
+def _matches_spec(
+    name: str, fn: Callable[..., torch.Tensor], dtype: torch.dtype, device: str, consistent: bool
+):
     """The property "batched `fn` agrees with `spec.returns.<name>` column by column"."""
 
-    @given(arrays=rollouts(), gamma=discounts(), lam=discounts())
+    @given(arrays=rollouts(consistent=consistent), gamma=discounts(), lam=discounts())
     def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
         arrays = round_fields(arrays, _FLOATS, dtype)
         scalars = _scalars(name, gamma=gamma, lam=lam)
@@ -137,10 +149,20 @@ def _matches_spec(name: str, fn: Callable[..., torch.Tensor], dtype: torch.dtype
 
 
 def gae_matches_spec(
-    gae: Callable[..., torch.Tensor], *, dtype: torch.dtype = torch.float64, device: str = "cpu"
+    gae: Callable[..., torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+    consistent: bool = True,
 ) -> Callable[[], None]:
-    """Batched `gae` agrees with `spec.returns.gae` on every column."""
-    return _matches_spec("gae", gae, dtype, device)
+    """Batched `gae` agrees with `spec.returns.gae` on every column.
+
+    Assumes consistent rollouts (`next_values[t] == values[t + 1]` inside an episode), so it
+    accepts an implementation that reads `V(s_{t+1})` from `values[t + 1]` there as well as one
+    that reads `next_values` everywhere; `consistent=False` draws general rollouts and accepts
+    only the latter. Inputs: floats in `dtype` on `device`, bool flags, `[T, N]`.
+    """
+    return _matches_spec("gae", gae, dtype, device, consistent)
 
 
 def lambda_returns_match_spec(
@@ -148,9 +170,16 @@ def lambda_returns_match_spec(
     *,
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
+    consistent: bool = True,
 ) -> Callable[[], None]:
-    """Batched `lambda_returns` agrees with `spec.returns.lambda_returns` on every column."""
-    return _matches_spec("lambda_returns", lambda_returns, dtype, device)
+    """Batched `lambda_returns` agrees with `spec.returns.lambda_returns` on every column.
+
+    Assumes consistent rollouts (`next_values[t] == values[t + 1]` inside an episode), so it
+    accepts an implementation that reads `V(s_{t+1})` from `values[t + 1]` there as well as one
+    that reads `next_values` everywhere; `consistent=False` draws general rollouts and accepts
+    only the latter. Inputs: floats in `dtype` on `device`, bool flags, `[T, N]`.
+    """
+    return _matches_spec("lambda_returns", lambda_returns, dtype, device, consistent)
 
 
 def td_residuals_match_spec(
@@ -158,9 +187,16 @@ def td_residuals_match_spec(
     *,
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
+    consistent: bool = True,
 ) -> Callable[[], None]:
-    """Batched `td_residuals` agrees with `spec.returns.td_residuals` on every column."""
-    return _matches_spec("td_residuals", td_residuals, dtype, device)
+    """Batched `td_residuals` agrees with `spec.returns.td_residuals` on every column.
+
+    Assumes consistent rollouts (`next_values[t] == values[t + 1]` inside an episode), so it
+    accepts an implementation that reads `V(s_{t+1})` from `values[t + 1]` there as well as one
+    that reads `next_values` everywhere; `consistent=False` draws general rollouts and accepts
+    only the latter. Inputs: floats in `dtype` on `device`, bool flags, `[T, N]`.
+    """
+    return _matches_spec("td_residuals", td_residuals, dtype, device, consistent)
 
 
 def discounted_returns_match_spec(
@@ -169,8 +205,14 @@ def discounted_returns_match_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `discounted_returns` agrees with `spec.returns.discounted_returns`."""
-    return _matches_spec("discounted_returns", discounted_returns, dtype, device)
+    """Batched `discounted_returns` agrees with `spec.returns.discounted_returns`.
+
+    Draws general rollouts: the returns take no `values`, and the spec reads `next_values` only
+    where a trace is cut (terminations ignore it, truncations and the last step bootstrap from
+    it), so every correct implementation is accepted whatever `next_values` holds elsewhere.
+    Inputs: floats in `dtype` on `device`, bool flags, `[T, N]`.
+    """
+    return _matches_spec("discounted_returns", discounted_returns, dtype, device, False)
 
 
 def normalize_matches_spec(
@@ -179,7 +221,11 @@ def normalize_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `normalize_advantages` over a whole `[T, N]` batch agrees with the spec's."""
+    """Batched `normalize_advantages` over a whole `[T, N]` batch agrees with the spec's.
+
+    Assumes nothing of the rollout (any finite advantages); accepts any implementation with the
+    spec's population standard deviation and epsilon.
+    """
 
     @given(arrays=rollouts())
     def prop(arrays: RolloutArrays) -> None:
@@ -199,7 +245,8 @@ def normalize_matches_spec(
 def on_trace(
     batched: Callable[..., torch.Tensor], *, dtype: torch.dtype = torch.float64, device: str = "cpu"
 ) -> Callable[..., np.ndarray]:
-    """View a batched `[T, N]` implementation as a trace one: 1-D NumPy arrays in and out."""
+    """View a batched `[T, N]` implementation as a trace one: 1-D NumPy arrays in and out
+    (one environment, `N = 1`), for the laws of `properties.returns_laws`."""
 
     def trace_fn(**kwargs: object) -> np.ndarray:
         tensors = {}
@@ -223,7 +270,8 @@ def rejects_mismatched_arguments(
     a TypeError or ValueError that names that argument.
 
     `name` is the spec function the arguments follow (`gae`, `lambda_returns`, `td_residuals`
-    or `discounted_returns`).
+    or `discounted_returns`). Assumes nothing of the values (general rollouts); accepts an
+    implementation that checks its arguments' layout before computing.
     """
     fields = _FIELDS[name]
 

@@ -6,6 +6,14 @@ environment's time axis, `gamma`, `lam`. `properties.returns.on_trace` turns a b
 implementation into a trace one, so the laws run on both; `properties.returns` re-exports every
 law, under the names the guide imports them by.
 
+Assumptions. Like the `*_matches_spec` properties, the laws draw *consistent* traces by default
+(`next_values[t] == values[t + 1]` wherever step `t` did not end an episode, as environments
+produce them), so an implementation that reads `V(s_{t+1})` from `values[t + 1]` inside an
+episode is accepted; `consistent=False` draws general traces (`next_values[t]` free at every
+step) and accepts only implementations that read the successor's value from `next_values`.
+`gae_lam_one_is_monte_carlo_minus_values` holds only on consistent traces and always draws
+them; `normalized_advantages_are_standardized` takes any batch.
+
 Tolerance: the two sides of each law are compared with `properties.tolerances.assert_close` to
 `FLOAT64_RTOL` of the trace's `returns_scale`, which bounds every partial sum when
 `gamma, lam <= 1`.
@@ -36,7 +44,7 @@ __all__ = [
 ]
 
 
-def _traces(consistent: bool = False) -> st.SearchStrategy[RolloutArrays]:
+def _traces(consistent: bool) -> st.SearchStrategy[RolloutArrays]:
     """Single-environment rollouts, as 1-D arrays."""
     return rollouts(max_envs=1, consistent=consistent).map(
         lambda a: RolloutArrays(*(x[:, 0] for x in a))
@@ -68,7 +76,11 @@ def gae_lam_one_is_monte_carlo_minus_values(
     gae: Callable[..., np.ndarray], discounted_returns: Callable[..., np.ndarray]
 ) -> Callable[[], None]:
     """On a consistent trace, `gae(lam=1) == discounted_returns - values` (Schulman et al. 2015,
-    eq. 18)."""
+    eq. 18).
+
+    Always draws consistent traces (the law fails on others); accepts any trace `gae` and
+    `discounted_returns` that are right on consistent traces.
+    """
 
     @given(arrays=_traces(consistent=True), gamma=discounts())
     def prop(arrays: RolloutArrays, gamma: float) -> None:
@@ -88,11 +100,17 @@ def gae_lam_one_is_monte_carlo_minus_values(
 
 
 def gae_lam_zero_is_td_residual(
-    gae: Callable[..., np.ndarray], td_residuals: Callable[..., np.ndarray]
+    gae: Callable[..., np.ndarray],
+    td_residuals: Callable[..., np.ndarray],
+    *,
+    consistent: bool = True,
 ) -> Callable[[], None]:
-    """`gae(lam=0) == td_residuals` (Schulman et al. 2015, eq. 17)."""
+    """`gae(lam=0) == td_residuals` (Schulman et al. 2015, eq. 17).
 
-    @given(arrays=_traces(), gamma=discounts())
+    Consistent traces by default (see the module); `consistent=False` for general ones.
+    """
+
+    @given(arrays=_traces(consistent), gamma=discounts())
     def prop(arrays: RolloutArrays, gamma: float) -> None:
         advantages = gae(**arrays._asdict(), gamma=gamma, lam=0.0)
         residuals = _residuals(td_residuals, arrays, gamma)
@@ -102,12 +120,18 @@ def gae_lam_zero_is_td_residual(
 
 
 def gae_is_discounted_sum_of_residuals(
-    gae: Callable[..., np.ndarray], td_residuals: Callable[..., np.ndarray]
+    gae: Callable[..., np.ndarray],
+    td_residuals: Callable[..., np.ndarray],
+    *,
+    consistent: bool = True,
 ) -> Callable[[], None]:
     """`A_t = sum_{k=t}^{e(t)} (gamma lam)^(k-t) delta_k`, `e(t)` the first done step `>= t`
-    (or `T - 1`): the closed form of Schulman et al. 2015, eq. 16."""
+    (or `T - 1`): the closed form of Schulman et al. 2015, eq. 16.
 
-    @given(arrays=_traces(), gamma=discounts(), lam=discounts())
+    Consistent traces by default (see the module); `consistent=False` for general ones.
+    """
+
+    @given(arrays=_traces(consistent), gamma=discounts(), lam=discounts())
     def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
         advantages = gae(**arrays._asdict(), gamma=gamma, lam=lam)
         delta = _residuals(td_residuals, arrays, gamma)
@@ -127,13 +151,23 @@ def gae_is_discounted_sum_of_residuals(
 
 
 def truncation_bootstraps_termination_does_not(
-    gae: Callable[..., np.ndarray],
+    gae: Callable[..., np.ndarray], *, consistent: bool = True
 ) -> Callable[[], None]:
     """Changing `next_values` at a terminated step changes nothing; at a truncated, not
     terminated step `t` it moves `A_t` by exactly `gamma` times the change and leaves every
-    later step alone."""
+    later step alone.
 
-    @given(arrays=_traces(), gamma=discounts(), lam=discounts(), shift=st.floats(-100.0, 100.0))
+    Consistent traces by default (see the module): the changed `next_values` are those of
+    steps that ended an episode, so the changed traces stay consistent. `consistent=False` for
+    general ones.
+    """
+
+    @given(
+        arrays=_traces(consistent),
+        gamma=discounts(),
+        lam=discounts(),
+        shift=st.floats(-100.0, 100.0),
+    )
     def prop(arrays: RolloutArrays, gamma: float, lam: float, shift: float) -> None:
         base = gae(**arrays._asdict(), gamma=gamma, lam=lam)
         shifted_terminal = arrays.next_values + np.where(arrays.terminated, shift, 0.0)
@@ -160,11 +194,17 @@ def truncation_bootstraps_termination_does_not(
 
 
 def lambda_returns_are_advantages_plus_values(
-    lambda_returns: Callable[..., np.ndarray], gae: Callable[..., np.ndarray]
+    lambda_returns: Callable[..., np.ndarray],
+    gae: Callable[..., np.ndarray],
+    *,
+    consistent: bool = True,
 ) -> Callable[[], None]:
-    """`lambda_returns == gae + values` (the value targets)."""
+    """`lambda_returns == gae + values` (the value targets).
 
-    @given(arrays=_traces(), gamma=discounts(), lam=discounts())
+    Consistent traces by default (see the module); `consistent=False` for general ones.
+    """
+
+    @given(arrays=_traces(consistent), gamma=discounts(), lam=discounts())
     def prop(arrays: RolloutArrays, gamma: float, lam: float) -> None:
         targets = lambda_returns(**arrays._asdict(), gamma=gamma, lam=lam)
         advantages = gae(**arrays._asdict(), gamma=gamma, lam=lam)
@@ -180,7 +220,10 @@ def normalized_advantages_are_standardized(
 ) -> Callable[[], None]:
     """Normalised advantages have mean 0 and standard deviation `std / (std + eps)`, i.e. 1 up
     to the epsilon, whenever the batch is not constant; a constant batch maps to zeros (up to
-    the rounding of its mean)."""
+    the rounding of its mean).
+
+    Assumes nothing of the batch (any finite advantages, any shape).
+    """
 
     @given(arrays=rollouts())
     def prop(arrays: RolloutArrays) -> None:

@@ -85,7 +85,10 @@ def sample(logits: Logits, u: PerSample) -> Actions:
     """Actions by the inverse CDF at uniform `u` in `[0, 1)`; twin of `spec.distributions.sample`.
 
     With weights `w = exp(z - max z)`, running sums `W` and total `W_{A-1}`: the smallest `a`
-    with `u * W_{A-1} < W_a`, or the last possible action should rounding leave none.
+    with `w_a > 0` and `u * W_{A-1} < W_a`. `u` is cast to the logits' dtype first; should
+    there be no such `a` (a `u` that rounds to 1 there, such as a float64 `u` just below 1
+    with float32 logits, or a `u` of 1 or more, or NaN), the last possible action. Whatever
+    `u`, the action is a possible one: never an action whose logit is `-inf`.
     """
     if u.shape != logits.shape[:-1]:
         raise ValueError(
@@ -93,12 +96,15 @@ def sample(logits: Logits, u: PerSample) -> Actions:
             f"got {tuple(u.shape)}"
         )
     weights = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
+    possible = weights > 0
     running = torch.cumsum(weights, dim=-1)
     threshold = (u.to(weights.dtype) * running[..., -1]).unsqueeze(-1)
-    below = (running <= threshold).sum(dim=-1)
+    above = (running > threshold) & possible
+    # argmax of 0/1 bytes: the first index of a maximum, so the first action above u.
+    first = torch.argmax(above.to(torch.uint8), dim=-1)
     n_actions = logits.shape[-1]
-    last_possible = n_actions - 1 - torch.argmax((weights > 0).flip(-1).to(torch.uint8), dim=-1)
-    return torch.where(below < n_actions, below, last_possible)
+    last_possible = n_actions - 1 - torch.argmax(possible.flip(-1).to(torch.uint8), dim=-1)
+    return torch.where(above.any(dim=-1), first, last_possible)
 
 
 @typechecked

@@ -93,11 +93,18 @@ def sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Draw actions by the inverse CDF of `pi` at uniform numbers `u` in `[0, 1)`.
 
     With the weights `w_a = exp(z_a - max_b z_b)` (so the largest is 1), their running sums
-    `W_a = w_0 + ... + w_a` and the total `W = W_{A-1}`, the action is the smallest `a` with
-    `u * W < W_a`. So action `a` is drawn for `u` in `[W_{a-1} / W, W_a / W)`, an interval of
-    length `pi(a)`: an impossible action (`w_a = 0`) has an empty interval and is never drawn,
-    and a `u` on a boundary goes to the action above it. Should rounding leave `u * W >= W`,
-    the answer is the last possible action. `u` has the batch shape `[...]` of `logits`.
+    `W_a = w_0 + ... + w_a` and the total `W = W_{A-1}`, the action is the smallest possible
+    `a` (`w_a > 0`) with `u * W < W_a`. So action `a` is drawn for `u` in
+    `[W_{a-1} / W, W_a / W)`, an interval of length `pi(a)`: an impossible action (`w_a = 0`)
+    has an empty interval and is never drawn, and a `u` on a boundary goes to the action above
+    it. `u` has the batch shape `[...]` of `logits` (any number of axes).
+
+    Such an action always exists, so there is no fallback: in float64, `u <= 1 - 2^-53` and
+    `W >= 1` round `u * W` to a number below `W` (its distance to `W`, at least `W * 2^-53`, is
+    at least half the spacing of the floats just below `W`), and the last possible action has
+    `W_a = W`. (Requiring `w_a > 0` changes nothing in exact arithmetic, where the smallest `a`
+    with `u * W < W_a` has `W_{a-1} <= u * W`, hence `w_a > 0`; it makes the rule hold even
+    where a parallel running sum is not monotone.)
 
     Worked example: logits `[0, log 3]` give `pi = [1/4, 3/4]`, so `u < 0.25` draws 0.
 
@@ -116,7 +123,6 @@ def sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
     actions = np.zeros(uniform.shape, dtype=np.int64)
     for index in np.ndindex(uniform.shape):
         running = np.cumsum(weights[index])
-        below = np.flatnonzero(uniform[index] * running[-1] < running)
-        possible = np.flatnonzero(weights[index] > 0.0)
-        actions[index] = below[0] if below.size else possible[-1]
+        above = (uniform[index] * running[-1] < running) & (weights[index] > 0.0)
+        actions[index] = np.flatnonzero(above)[0]
     return actions

@@ -132,15 +132,30 @@ def approx_kl(new_log_probs: np.ndarray, old_log_probs: np.ndarray) -> float:
 def clip_fraction(
     new_log_probs: np.ndarray, old_log_probs: np.ndarray, *, clip_coef: float
 ) -> float:
-    """The fraction of samples whose ratio lies outside the clip range: `mean_i [|r_i - 1| > eps]`.
+    """The fraction of samples whose ratio the clip moves: `mean_i [r_i outside 1 +- eps]`.
+
+    That is `r_i < 1 - eps or r_i > 1 + eps`.
+    The samples counted are exactly those whose ratio `policy_loss`' `clip(r, 1 - eps, 1 + eps)`
+    changes, with the same bounds `1 - eps` and `1 + eps` (computed in the ratio's dtype): a
+    ratio exactly on a bound, `|r - 1| = eps`, is inside the closed clip range and is not
+    counted. (CleanRL's `((ratio - 1).abs() > clip_coef)` decides the same way on the bound,
+    up to the rounding of `r - 1` against that of `1 + eps`.)
 
     Source: the `clipfrac` statistic of OpenAI Baselines' `ppo2` and CleanRL's `ppo.py`.
 
     >>> clip_fraction(np.log([0.5, 1.1, 1.5, 1.0]), np.zeros(4), clip_coef=0.2)
     0.5
+
+    On the bounds (`r = 1 = 1 +- 0` with `eps = 0`, and `r = 1.5 = 1 + 0.5` exactly):
+
+    >>> clip_fraction(np.zeros(2), np.zeros(2), clip_coef=0.0)
+    0.0
+    >>> clip_fraction(np.log([1.5]), np.zeros(1), clip_coef=0.5)
+    0.0
     """
     new, old = _same_shape(new_log_probs=new_log_probs, old_log_probs=old_log_probs)
-    return float(np.mean(np.abs(np.exp(new - old) - 1.0) > clip_coef))
+    ratio = np.exp(new - old)
+    return float(np.mean((ratio < 1.0 - clip_coef) | (ratio > 1.0 + clip_coef)))
 
 
 class PPOStats(NamedTuple):

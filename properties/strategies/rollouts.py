@@ -1,9 +1,13 @@
 """Strategies for rollouts, categorical logits and tabular MDPs.
 
 - `rollouts`: the `[T, N]` arrays of a rollout (rewards, values, next values, terminated,
-  truncated), optionally consistent (`next_values[t] == values[t + 1]` inside an episode),
+  truncated), every field drawn independently: the *general* strategy,
+- `consistent_rollouts`: rollouts as environments produce them, where `next_values[t] ==
+  values[t + 1]` wherever step `t` neither terminated nor was truncated and `t + 1 < T` (the
+  successor of a step is the observation the next step starts from),
 - `discounts`: gamma or lambda in [0, 1], the endpoints included,
-- `logits`: batches `[B, A]` of finite logits, optionally with impossible (`-inf`) actions,
+- `logits`: batches `[B, A]` (or `[T, N, A]`) of finite logits, optionally with impossible
+  (`-inf`) actions,
 - `ppo_minibatches`: the arguments of a PPO loss evaluation (`spec.ppo.ppo_loss`),
 - `tabular_mdps`, `policies`, `value_vectors`: random finite MDPs with valid transition rows,
   stochastic policies for them and value functions on their states.
@@ -33,6 +37,7 @@ __all__ = [
     "ROLLOUT_MAX_STEPS",
     "PPOMinibatch",
     "RolloutArrays",
+    "consistent_rollouts",
     "discounts",
     "logits",
     "policies",
@@ -80,9 +85,12 @@ def rollouts(
 ) -> RolloutArrays:
     """A rollout of `T` in `[min_steps, max_steps]` steps of `N` in `[1, max_envs]` environments.
 
-    Flags are drawn independently (a step may be both terminated and truncated). With
-    `consistent`, `next_values[t] = values[t + 1]` wherever `t + 1 < T` and the step is not
-    done, as when `next_observation_t` is `observation_{t+1}`.
+    Every field is drawn independently (a step may be both terminated and truncated), so
+    `next_values[t]` and `values[t + 1]` differ even inside an episode, which no environment
+    produces: this *general* strategy checks implementations that read `V(next_observation_t)`
+    from `next_values` only. With `consistent` (see `consistent_rollouts`), `next_values[t] =
+    values[t + 1]` wherever `t + 1 < T` and the step is not done, as when `next_observation_t`
+    is `observation_{t+1}`.
     """
     n_steps = draw(st.integers(min_steps, max_steps))
     n_envs = draw(st.integers(1, max_envs))
@@ -95,6 +103,31 @@ def rollouts(
         inside = ~(terminated | truncated)[:-1]
         next_values[:-1] = np.where(inside, values[1:], next_values[:-1])
     return RolloutArrays(rewards, values, next_values, terminated, truncated)
+
+
+def consistent_rollouts(
+    *,
+    min_steps: int = 1,
+    max_steps: int = ROLLOUT_MAX_STEPS,
+    max_envs: int = ROLLOUT_MAX_ENVS,
+    magnitude: float = REWARD_MAGNITUDE,
+) -> st.SearchStrategy[RolloutArrays]:
+    """Rollouts as environments produce them: `next_values[t] == values[t + 1]` wherever step
+    `t` did not end an episode, different only at terminations, truncations and the last step.
+
+    In a real rollout the successor of a step that did not end an episode is the observation
+    the next step starts from, so an implementation may legitimately take `V(s_{t+1})` from
+    `values[t + 1]` there (the textbook TD(lambda) recursion does); the default strategy of the
+    returns properties. `next_values` is free (any value, the value of a final observation) at
+    terminations, truncations and `t = T - 1`. Sizes as in `rollouts`.
+    """
+    return rollouts(
+        min_steps=min_steps,
+        max_steps=max_steps,
+        max_envs=max_envs,
+        consistent=True,
+        magnitude=magnitude,
+    )
 
 
 def discounts() -> st.SearchStrategy[float]:
@@ -110,13 +143,25 @@ def logits(
     max_actions: int = MAX_ACTIONS,
     impossible: bool = False,
     magnitude: float = LOGIT_MAGNITUDE,
+    batch_axes: int = 1,
 ) -> np.ndarray:
-    """Logits `[B, A]`, finite; with `impossible`, some entries `-inf` (never a whole row)."""
-    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_actions)))
+    """Logits `[B, A]`, finite; with `impossible`, some entries `-inf` (never a whole row).
+
+    With `batch_axes = 2` the batch is `[T, N]` (`T * N <= max_batch`), as a rollout's logits.
+    """
+    if batch_axes not in (1, 2):
+        raise ValueError(f"logits: batch_axes must be 1 or 2, got {batch_axes}")
+    n_actions = draw(st.integers(1, max_actions))
+    if batch_axes == 1:
+        batch: tuple[int, ...] = (draw(st.integers(1, max_batch)),)
+    else:
+        n_steps = draw(st.integers(1, max_batch))
+        batch = (n_steps, draw(st.integers(1, max(1, max_batch // n_steps))))
+    shape = (*batch, n_actions)
     z = draw(hnp.arrays(np.float64, shape, elements=_floats(magnitude)))
     if impossible:
         masked = draw(hnp.arrays(np.bool_, shape))
-        masked[np.arange(shape[0]), draw(st.integers(0, shape[1] - 1))] = False
+        masked[..., draw(st.integers(0, n_actions - 1))] = False
         z = np.where(masked, -np.inf, z)
     return z
 

@@ -83,9 +83,12 @@ def approx_kl(new_log_probs: PerSample, old_log_probs: PerSample) -> Scalar:
 def clip_fraction(
     new_log_probs: PerSample, old_log_probs: PerSample, *, clip_coef: float
 ) -> Scalar:
-    """The fraction of samples with `|r - 1| > clip_coef`; twin of `spec.ppo.clip_fraction`."""
+    """The fraction of samples with `r < 1 - clip_coef` or `r > 1 + clip_coef`, the ratios that
+    `policy_loss`' clamp moves; a ratio on a bound is not counted. Twin of
+    `spec.ppo.clip_fraction`; the bounds are compared in the ratio's dtype, as the clamp's."""
     ratio = torch.exp(new_log_probs - old_log_probs)
-    return ((ratio - 1.0).abs() > clip_coef).to(ratio.dtype).mean()
+    outside = (ratio < 1.0 - clip_coef) | (ratio > 1.0 + clip_coef)
+    return outside.to(ratio.dtype).mean()
 
 
 class PPOStats(NamedTuple):
