@@ -126,6 +126,23 @@ def test_a_u_rounded_up_to_one_falls_back_to_the_last_possible_action() -> None:
     assert distributions.sample(logits, torch.full((2,), float("nan"))).tolist() == [1, 3]
 
 
+def test_a_u_on_a_boundary_goes_to_the_action_above_it() -> None:
+    # Equal weights: u * W = W_a exactly at u = 1/2 (of 2 actions) and u = 1/4 (of 4).
+    for n_actions, u, action in ((2, 0.5, 1), (4, 0.25, 1), (4, 0.75, 3), (4, 0.0, 0)):
+        logits = torch.zeros((1, n_actions), dtype=torch.float64)
+        assert distributions.sample(logits, torch.tensor([u], dtype=torch.float64)).tolist() == [
+            action
+        ]
+        assert spec_distributions.sample(logits.numpy(), np.array([u])).tolist() == [action]
+
+
+def test_the_fallback_on_a_rollout_of_logits_is_each_rows_last_possible_action() -> None:
+    logits = torch.tensor(
+        [[[0.0, 0.0, -INF], [0.0, -INF, -INF]], [[-INF, 0.0, 0.0], [0.0, -INF, 0.0]]]
+    )
+    assert distributions.sample(logits, torch.ones(2, 2)).tolist() == [[1, 0], [2, 2]]
+
+
 def test_sample_never_draws_an_impossible_action_whatever_u() -> None:
     logits = torch.tensor([[-INF, 0.0, -INF, 0.0, -INF]] * 5, dtype=torch.float64)
     u = torch.tensor([-0.5, 0.0, 0.5, 1.0 - 2.0**-53, 2.0], dtype=torch.float64)
@@ -157,14 +174,17 @@ def _spec_sampler(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 test_spec_sample_draws_only_possible_actions = sample_draws_only_possible_actions(_spec_sampler)
 
 
-def test_the_possible_actions_property_catches_a_fallback_to_the_last_action() -> None:
-    def last_action_fallback(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        running = torch.cumsum(torch.softmax(logits, dim=-1), dim=-1)
-        below = (running <= u.unsqueeze(-1)).sum(dim=-1)
+def test_the_possible_actions_property_catches_boundaries_sent_to_the_action_below() -> None:
+    # `u * W <= W_a` instead of `<`: a `u` on a boundary goes to the action below it, which
+    # may be an impossible action (its interval is empty), e.g. action 0 at u = 0.
+    def boundary_below(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        weights = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
+        running = torch.cumsum(weights, dim=-1)
+        below = (running < (u * running[..., -1]).unsqueeze(-1)).sum(dim=-1)
         return below.clamp(max=logits.shape[-1] - 1)
 
     with pytest.raises(AssertionError, match="impossible actions drawn"):
-        FIND_FAULT(sample_draws_only_possible_actions(last_action_fallback))()
+        FIND_FAULT(sample_draws_only_possible_actions(boundary_below))()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

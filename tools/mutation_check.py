@@ -244,7 +244,7 @@ def _scratch_copy(into: Path) -> Path:
 
 
 def _run_tests(checkout: Path, tests: list[str], profile: str, timeout: float) -> str:
-    """Run `tests` in `checkout`: "passed", "failed" or "timeout"."""
+    """Run `tests` in `checkout`: "passed", "failed" or "timeout" (then pytest's last lines)."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "HYPOTHESIS_PROFILE": profile}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     try:
@@ -253,7 +253,9 @@ def _run_tests(checkout: Path, tests: list[str], profile: str, timeout: float) -
         )
     except subprocess.TimeoutExpired:
         return "timeout"
-    return "passed" if result.returncode == 0 else "failed"
+    if result.returncode == 0:
+        return "passed"
+    return "failed\n" + "\n".join(result.stdout.decode(errors="replace").splitlines()[-15:])
 
 
 def check(
@@ -264,8 +266,9 @@ def check(
     with tempfile.TemporaryDirectory(prefix="mutation-check-") as scratch:
         checkout = _scratch_copy(Path(scratch))
         for module in sorted({m.module for m in chosen}):
-            if _run_tests(checkout, tests_for(module), profile, timeout) != "passed":
-                raise SystemExit(f"mutation_check: the tests of {module} fail without a mutant")
+            how = _run_tests(checkout, tests_for(module), profile, timeout)
+            if how != "passed":
+                raise SystemExit(f"mutation_check: the tests of {module} fail unmutated: {how}")
         for number, mutant in enumerate(chosen, 1):
             path = checkout / mutant.module
             original = path.read_text()
@@ -276,7 +279,7 @@ def check(
             finally:
                 path.write_text(original)
             killed = how != "passed"
-            outcome = Outcome(mutant, killed, how if killed else "survived", 0.0)
+            outcome = Outcome(mutant, killed, how.split("\n")[0] if killed else "survived", 0.0)
             outcome.seconds = round(time.monotonic() - start, 1)
             outcomes.append(outcome)
             progress(
