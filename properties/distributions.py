@@ -95,7 +95,11 @@ def log_softmax_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `log_softmax` agrees with `spec.distributions.log_softmax`, `-inf` included."""
+    """Batched `log_softmax` agrees with `spec.distributions.log_softmax`, `-inf` included.
+
+    Assumes finite logits `[B, A]` and `[T, N, A]` with some impossible (`-inf`) actions, never a
+    whole row; accepts any implementation along the last axis, whatever the batch shape.
+    """
     return _logits_fn_matches_spec("log_softmax", log_softmax, _row_scale, dtype, device)
 
 
@@ -105,7 +109,11 @@ def log_prob_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `log_prob` agrees with `spec.distributions.log_prob` for any valid actions."""
+    """Batched `log_prob` agrees with `spec.distributions.log_prob` for any valid actions.
+
+    Assumes finite logits `[B, A]` and `[T, N, A]` with some impossible (`-inf`) actions, never a
+    whole row; accepts any implementation along the last axis, whatever the batch shape.
+    """
 
     @given(z=_batched_logits(), data=st.data())
     def prop(z: np.ndarray, data: st.DataObject) -> None:
@@ -134,7 +142,11 @@ def entropy_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `entropy` agrees with `spec.distributions.entropy`, impossible actions included."""
+    """Batched `entropy` agrees with `spec.distributions.entropy`, impossible actions included.
+
+    Assumes finite logits `[B, A]` and `[T, N, A]` with some impossible (`-inf`) actions, never a
+    whole row; accepts any implementation along the last axis, whatever the batch shape.
+    """
     return _logits_fn_matches_spec("entropy", entropy, _entropy_scale, dtype, device)
 
 
@@ -144,7 +156,11 @@ def greedy_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `greedy` returns exactly the spec's actions (smallest index on ties)."""
+    """Batched `greedy` returns exactly the spec's actions (smallest index on ties).
+
+    Assumes finite logits `[B, A]` and `[T, N, A]` with some impossible (`-inf`) actions, never a
+    whole row; accepts any implementation along the last axis, whatever the batch shape.
+    """
 
     @given(z=_batched_logits())
     def prop(z: np.ndarray) -> None:
@@ -169,8 +185,12 @@ def sample_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """Batched `sample(logits, u)` draws the spec's actions, away from CDF boundaries, for
-    batches `[B, A]` and `[T, N, A]` with impossible actions; `u` in `[0, 1)` in `dtype`."""
+    """Batched `sample(logits, u)` draws the spec's actions, away from CDF boundaries.
+
+    Assumes logits as `log_softmax_matches_spec` and `u` in `[0, 1)` of `dtype`, compared only
+    where `u` is `SAMPLE_MARGIN` away from every boundary `W_a / W` (there the two sides' orders
+    of summation may decide either way); accepts any summation order of the inverse CDF.
+    """
 
     @given(z=_batched_logits(), data=st.data())
     def prop(z: np.ndarray, data: st.DataObject) -> None:
@@ -230,7 +250,11 @@ def sample_draws_each_action_with_its_probability(
 ) -> Callable[[], None]:
     """On the grid `u_k = (k + 1/2) / M`, a sampler over NumPy arrays draws action `a` for
     `M pi(a)` of the points, give or take one: the inverse CDF gives every action an interval
-    of length `pi(a)`. Impossible actions are never drawn."""
+    of length `pi(a)`. Impossible actions are never drawn.
+
+    Assumes one distribution `[1, A]` at a time (NumPy, float64, some actions impossible);
+    accepts any sampler of NumPy arrays that inverts the CDF in some order.
+    """
 
     @given(z=logits(max_batch=1, impossible=True))
     def prop(z: np.ndarray) -> None:
@@ -250,7 +274,10 @@ def log_softmax_is_normalized(
     log_softmax: Callable[[np.ndarray], np.ndarray],
 ) -> Callable[[], None]:
     """`sum_a exp(log_softmax(z)_a) = 1`, `log_softmax` is `z` minus one constant per row, and
-    impossible actions get `-inf` (implementations over NumPy arrays, float64)."""
+    impossible actions get `-inf` (implementations over NumPy arrays, float64).
+
+    Assumes logits `[B, A]` with some impossible actions; accepts any NumPy implementation.
+    """
 
     @given(z=logits(impossible=True))
     def prop(z: np.ndarray) -> None:
@@ -266,7 +293,10 @@ def log_softmax_is_normalized(
 
 
 def entropy_is_bounded(entropy: Callable[[np.ndarray], np.ndarray]) -> Callable[[], None]:
-    """`0 <= H(pi) <= log(number of possible actions)`, with equality at the uniform policy."""
+    """`0 <= H(pi) <= log(number of possible actions)`, with equality at the uniform policy.
+
+    Assumes logits `[B, A]` with some impossible actions; accepts any NumPy implementation.
+    """
 
     @given(z=logits(impossible=True))
     def prop(z: np.ndarray) -> None:

@@ -117,7 +117,12 @@ def ppo_loss_matches_spec(
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """A batched PPO loss agrees with `spec.ppo.ppo_loss`: the total and every statistic."""
+    """A batched PPO loss agrees with `spec.ppo.ppo_loss`: the total and every statistic.
+
+    Assumes `ppo_minibatches` (logits `[B, A]`, ratios in `[e^-2, e^2]`, value clipping on or
+    off), with no ratio within `KINK_MARGIN` of a clip bound (there `clip_fraction_matches_spec`
+    decides); accepts any order of operations of the spec's formulas.
+    """
 
     @given(batch=ppo_minibatches())
     @example(  # found by Hypothesis: a float32 clip fraction 1/3 is not the float64 one
@@ -225,7 +230,11 @@ def ppo_gradient_matches_finite_differences(
     ppo_loss: Callable[..., tuple[torch.Tensor, tuple]], *, device: str = "cpu"
 ) -> Callable[[], None]:
     """The float64 autograd gradient of the total loss with respect to `logits` and `values`
-    equals central finite differences of `spec.ppo.ppo_loss`, away from kinks."""
+    equals central finite differences of `spec.ppo.ppo_loss`, away from kinks.
+
+    Assumes `ppo_minibatches` of at most 4 samples, every ratio and value `KINK_MARGIN` away from
+    a kink; accepts any differentiable implementation.
+    """
 
     @given(batch=ppo_minibatches(max_batch=4))
     def prop(batch: PPOMinibatch) -> None:
@@ -260,7 +269,10 @@ def clipped_surrogate_is_pessimistic(
     policy_loss: Callable[..., float],
 ) -> Callable[[], None]:
     """The clipped loss is at least the unclipped one, `-mean(r A)` (Schulman et al. 2017,
-    section 3: a lower bound on the objective), and equals `-mean(A)` when every `r = 1`."""
+    section 3: a lower bound on the objective), and equals `-mean(A)` when every `r = 1`.
+
+    Assumes `ppo_minibatches`; accepts any NumPy `policy_loss` with the spec's signature.
+    """
 
     @given(batch=ppo_minibatches())
     def prop(batch: PPOMinibatch) -> None:
@@ -276,7 +288,10 @@ def clipped_surrogate_is_pessimistic(
 
 
 def approx_kl_is_nonnegative(approx_kl: Callable[..., float]) -> Callable[[], None]:
-    """The `k3` estimate `mean((r - 1) - log r)` is never negative, and 0 when every `r = 1`."""
+    """The `k3` estimate `mean((r - 1) - log r)` is never negative, and 0 when every `r = 1`.
+
+    Assumes `ppo_minibatches`; accepts any NumPy `approx_kl` with the spec's signature.
+    """
 
     @given(batch=ppo_minibatches())
     def prop(batch: PPOMinibatch) -> None:
@@ -289,7 +304,10 @@ def approx_kl_is_nonnegative(approx_kl: Callable[..., float]) -> Callable[[], No
 
 def clipped_value_loss_bounds_unclipped(value_loss: Callable[..., float]) -> Callable[[], None]:
     """Clipping the value loss (a maximum of two squared errors) never lowers it, and changes
-    nothing when every value stays within `eps` of its old value."""
+    nothing when every value stays within `eps` of its old value.
+
+    Assumes `ppo_minibatches`; accepts any NumPy `value_loss` with the spec's signature.
+    """
 
     @given(batch=ppo_minibatches())
     def prop(batch: PPOMinibatch) -> None:
@@ -311,7 +329,11 @@ def ppo_loss_rejects_mismatched_arguments(
     ppo_loss: Callable[..., tuple[torch.Tensor, tuple]],
 ) -> Callable[[], None]:
     """A per-sample argument whose batch shape differs from the logits' is rejected with a
-    TypeError or ValueError that names the argument."""
+    TypeError or ValueError that names the argument.
+
+    Assumes `ppo_minibatches` with one argument made longer or given an extra axis; accepts an
+    implementation that checks its arguments' shapes before computing.
+    """
     per_sample = ("actions", "old_log_probs", "advantages", "values", "returns", "old_values")
 
     @given(batch=ppo_minibatches(), culprit=st.sampled_from(per_sample), longer=st.booleans())

@@ -209,9 +209,9 @@ def mutants(module: str) -> list[Mutant]:
     ]
 
 
-def mutated_source(mutant: Mutant) -> str:
-    """The module's source with the mutant applied (unparsed: comments are gone)."""
-    tree = ast.parse((ROOT / mutant.module).read_text())
+def mutated_source(mutant: Mutant, root: Path = ROOT) -> str:
+    """The module's source under `root` with the mutant applied (unparsed: comments are gone)."""
+    tree = ast.parse((root / mutant.module).read_text())
     node, _, make = _sites(tree)[mutant.index]
     tree = _Replace(node, make()).visit(tree)
     return ast.unparse(ast.fix_missing_locations(tree))
@@ -272,7 +272,7 @@ def check(
         for number, mutant in enumerate(chosen, 1):
             path = checkout / mutant.module
             original = path.read_text()
-            path.write_text(mutated_source(mutant))
+            path.write_text(mutated_source(mutant, checkout))
             start = time.monotonic()
             try:
                 how = _run_tests(checkout, tests_for(mutant.module), profile, timeout)
