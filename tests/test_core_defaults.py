@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from checked_rl.runtime import returns as runtime_returns
+from checked_rl.runtime import scans
 from checked_rl.runtime.ppo import loss as runtime_loss
 from checked_rl.spec import ppo as spec_ppo
 from checked_rl.spec import returns as spec_returns
@@ -81,6 +82,17 @@ def test_the_normalisation_epsilon_is_stable_baselines3s() -> None:
     assert spec_returns.NORMALIZE_EPS == runtime_returns.NORMALIZE_EPS == 1e-8
     assert "1e-8" in spec_returns.normalize_advantages.__doc__
     assert "1e-8" in runtime_returns.normalize_advantages.__doc__
+
+
+def test_the_documented_sizes_of_the_scans() -> None:
+    # Results do not depend on them (tests/test_runtime_returns.py shrinks them); speed does,
+    # and docs/guides/performance.md measures these values: torch's intra-op grain size
+    # (at::internal::GRAIN_SIZE, 32768), a cache-sized chunk, the width from which a row scan
+    # beats a blocked one.
+    assert scans.PIECE_ELEMENTS == 2**15 == 32768
+    assert scans.CHUNK_ELEMENTS == 2**17
+    assert scans.ROW_SCAN_MIN_ENVS == 2048
+    assert scans.FLOAT_BITS == {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
 def test_the_loss_documents_its_defaults() -> None:

@@ -89,6 +89,17 @@ def test_returns_of_many_chunks_over_zero_and_wide_batches_match_one_chunk() -> 
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("culprit", ["values", "next_values", "terminated"])
+def test_returns_name_an_argument_on_another_device(culprit: str) -> None:
+    # The meta device stands in for an accelerator: tensors with shapes and no data.
+    rollout = _rollout((4, 2), torch.float64)
+    rollout[culprit] = rollout[culprit].to("meta")
+    with pytest.raises(ValueError, match=f"{culprit} must be on rewards's device cpu, got meta"):
+        returns.gae(**rollout, gamma=0.9, lam=0.8)
+    with pytest.raises(ValueError, match=f"{culprit} must be on rewards's device cpu, got meta"):
+        returns.td_residuals(**_without(rollout, "truncated"), gamma=0.9)
+
+
 def test_sample_on_a_rollout_of_logits_matches_the_spec_entry_by_entry() -> None:
     generator = torch.Generator().manual_seed(3)
     logits = torch.randn((4, 3, 5), generator=generator, dtype=torch.float64)

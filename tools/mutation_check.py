@@ -43,6 +43,7 @@ TESTS = {
         "tests/test_scans.py",
         "tests/test_runtime_returns.py",
         "tests/test_runtime_core_edges.py",
+        "tests/test_core_defaults.py",
     ],
     "runtime/distributions.py": [
         "tests/test_runtime_policy.py",
