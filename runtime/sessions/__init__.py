@@ -22,6 +22,7 @@ import torch
 
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
+    EnvironmentCloseError,
     EnvironmentStepError,
     SessionStateError,
     StateNotCapturedError,
@@ -39,6 +40,7 @@ __all__ = [
     "SPEC_ENVIRONMENTS",
     "TORCH_ENVIRONMENTS",
     "CheckedSession",
+    "EnvironmentCloseError",
     "EnvironmentStepError",
     "GymnasiumSession",
     "SessionStateError",
