@@ -69,8 +69,9 @@ class SubprocessSession(CheckedSession):
     While stepping, a broken contract raises `ContractViolation` and an exception inside an
     environment (also `SystemExit` or any `BaseException`) raises `EnvironmentStepError` (with
     the server's traceback as its `server_traceback`), both naming the global environment
-    index and the step; the servers stay up and `reset` makes the session usable again. A server that crashes, hangs or breaks
-    the protocol raises `BridgeError`; every server is then killed and the session is done.
+    index and the step; the servers stay up and `reset` makes the session usable again. A
+    server that crashes, hangs or breaks the protocol raises `BridgeError`; every server is
+    then killed and the session is done.
     """
 
     kind = "gymnasium-subprocess"
