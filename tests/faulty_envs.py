@@ -69,11 +69,13 @@ class Drift(gym.Env):
         self.t += 1
         self.state = self.state + np.float32(NUDGE * (2 * int(action) - 1))
         observation, reward = self.state.copy(), 1.0
-        if self.t == self.fault_step and (
-            self.fault_seeds is None or self.last_seed in self.fault_seeds
-        ):
+        if self.t == self.fault_step and self._faulty():
             observation, reward = self.fault(observation, reward)
         return observation, reward, self.t >= self.episode_length, False, {}
+
+    def _faulty(self) -> bool:
+        """Whether this copy misbehaves (`fault_seeds`)."""
+        return self.fault_seeds is None or self.last_seed in self.fault_seeds
 
     def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
         """What goes wrong at the fault step: nothing, in the base environment."""
@@ -142,6 +144,82 @@ class PrintsEveryStep(Drift):
         return super().step(action)
 
 
+class StrReward(Drift):
+    """The reward is the string "1.5" at the fault step (which `float()` would parse)."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, Any]:
+        return observation, "1.5"
+
+
+class ArrayReward(Drift):
+    """The reward is an array of two entries at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, Any]:
+        return observation, np.array([1.0, 2.0])
+
+
+class ArrayFlag(Drift):
+    """`terminated` is an array of two bools at the fault step."""
+
+    def step(self, action: int) -> tuple[np.ndarray, float, Any, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.fault_step and self._faulty():
+            terminated = np.array([True, False])
+        return observation, reward, terminated, truncated, info
+
+
+class BigEndian(Drift):
+    """Every observation is big-endian float32 (`>f4`): legal values, another byte order."""
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        observation, info = super().reset(**kwargs)
+        return observation.astype(">f4"), info
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        return observation, reward
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        observation, *rest = super().step(action)
+        return (observation.astype(">f4"), *rest)
+
+
+class Counter16(Drift):
+    """A legal `Box(0, 1000, (3,), uint16)` observation: the step count in every entry."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.observation_space = gym.spaces.Box(0, 1000, (OBSERVATION_SIZE,), np.uint16)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(**kwargs)
+        return np.zeros(OBSERVATION_SIZE, np.uint16), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        _, reward, terminated, truncated, info = super().step(action)
+        return np.full(OBSERVATION_SIZE, self.t, np.uint16), reward, terminated, truncated, info
+
+
+class ExitInStep(Drift):
+    """`step` calls `sys.exit(0)` at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        sys.exit(0)
+
+
+class InterruptInStep(Drift):
+    """`step` raises `KeyboardInterrupt` itself (no signal) at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        raise KeyboardInterrupt("raised by the environment")
+
+
+class RaiseInClose(Drift):
+    """`close()` raises."""
+
+    def close(self) -> None:
+        raise RuntimeError("simulated failure in close")
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
     try:
@@ -171,6 +249,14 @@ FAULTY_ENVS = {
     "SleepForever-v0": SleepForever,
     "ExitMidEpisode-v0": ExitMidEpisode,
     "PrintsEveryStep-v0": PrintsEveryStep,
+    "StrReward-v0": StrReward,
+    "ArrayReward-v0": ArrayReward,
+    "ArrayFlag-v0": ArrayFlag,
+    "BigEndian-v0": BigEndian,
+    "Counter16-v0": Counter16,
+    "ExitInStep-v0": ExitInStep,
+    "InterruptInStep-v0": InterruptInStep,
+    "RaiseInClose-v0": RaiseInClose,
 }
 
 # Registered once, also when pytest imports this file a second time under another module name.

@@ -41,13 +41,13 @@ CLIENT_VARIABLE = "CHECKED_RL_BRIDGE_CLIENT"
 
 
 def end_group() -> None:
-    """Kill this process's group (this process included) if it leads it, else exit.
+    """Kill this process's group (this process included) if it leads it, else this process.
 
-    A server started by hand, in a shell's group, must not kill the shell: it only exits.
+    A server started by hand, in a shell's group, must not kill the shell: it only ends itself.
     """
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpid(), signal.SIGKILL)
-    os._exit(0)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def watch_client(interval: float = WATCH_INTERVAL) -> threading.Thread:

@@ -42,7 +42,7 @@ _MAX_INT64 = 2**63
 ERROR_KINDS = ("protocol", "environment", "contract", "internal", "make", "close")
 """The `kind` of an error reply."""
 
-_ERROR_FIELDS = {"env", "call", "traceback", "violation"}
+_ERROR_FIELDS = {"env", "call", "traceback", "violation", "failures"}
 _VIOLATION_KEYS = {"kind", "field", "at_step", "value", "bound"}
 
 
@@ -204,6 +204,8 @@ def _check_error(where: str, header: dict[str, Any], arrays: dict, num_envs: int
         )
     if "env" in header:
         _integer(f"{where}: 'env'", header["env"], 0, num_envs)
+    if "failures" in header:
+        _integer(f"{where}: 'failures'", header["failures"], 1, num_envs + 1)
     for name in ("call", "traceback"):
         if name in header:
             _text(f"{where}: {name!r}", header[name])

@@ -184,9 +184,9 @@ class ServerProcess:
             stderr_tail=list(self.tail),
         )
 
-    def stop(self, frame: bytes, timeout: float) -> str | None:
-        """Ask the server to close, then end its process group; return the error of its reply
-        (an environment's `close()` raised: "environment i: ...", global index), else None."""
+    def stop(self, frame: bytes, timeout: float) -> tuple[int, str, int] | None:
+        """Ask the server to close, then end its process group; return, where environments'
+        `close()` raised, the first one's global index, what it raised and how many did."""
         error = None
         if self.process.returncode is None:
             try:
@@ -196,7 +196,7 @@ class ServerProcess:
                 check_reply("close", header, arrays, self.schema)
                 if header["ok"] is False and header["kind"] == "close":
                     env = self.first_env + header.get("env", 0)
-                    error = f"environment {env}: {header['error']}"
+                    error = (env, header["error"], header.get("failures", 1))
             except (_ChannelClosed, _DeadlinePassed, ProtocolError):
                 pass
         self.kill()
@@ -334,9 +334,9 @@ class ServerPool:
         self.kill()
         raise error
 
-    def close(self) -> list[str]:
-        """Stop every server politely (close request, then end its process group); return
-        what environments' `close()` raised ("environment i: ...", global indices)."""
+    def close(self) -> list[tuple[int, str, int]]:
+        """Stop every server politely (close request, then end its process group); return,
+        per server where environments' `close()` raised, `ServerProcess.stop`'s report."""
         errors = []
         if not self.closed:
             frame = encode_frame({"cmd": "close"})

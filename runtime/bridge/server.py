@@ -179,8 +179,7 @@ class GymServer:
         if not failures:
             return encode_frame({"ok": True})
         index, what = failures[0]
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return error_reply(clip_text(what) + more, "close", env=index)
+        return error_reply(what, "close", env=index, failures=len(failures))
 
     def _check_actions(self, actions: np.ndarray) -> None:
         space = self.envs[0].action_space

@@ -84,10 +84,11 @@ class EnvironmentCloseError(RuntimeError):
     """
 
     @classmethod
-    def of(cls, name: str, failures: Sequence[tuple[int, str]]) -> Self:
-        """The error of `failures`, pairs of an environment index and what its close raised."""
-        parts = "; ".join(f"environment {i}: {what}" for i, what in failures)
-        return cls(f"{name}: close() raised in {parts}")
+    def of(cls, name: str, env: int, what: str, count: int) -> Self:
+        """The error of `count` failed closes, the first of environment `env`, which raised
+        `what` ("RuntimeError: ...")."""
+        first = f"first in environment {env}: {what}"
+        return cls(f"{name}: close() raised in {count} environment(s), {first}")
 
 
 class CheckedSession(ABC):

@@ -169,4 +169,4 @@ class GymnasiumSession(CheckedSession):
                         raise
                     failures.append((i, f"{type(error).__name__}: {error}"))
         if failures:
-            raise EnvironmentCloseError.of(self.name, failures)
+            raise EnvironmentCloseError.of(self.name, *failures[0], len(failures))

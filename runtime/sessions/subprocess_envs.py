@@ -161,7 +161,8 @@ class SubprocessSession(CheckedSession):
     def _close(self) -> None:
         failures = self.pool.close()
         if failures:
-            raise EnvironmentCloseError(f"{self.name}: close() raised in {'; '.join(failures)}")
+            count = sum(failure[2] for failure in failures)
+            raise EnvironmentCloseError.of(self.name, *failures[0][:2], count)
 
     def _request(self, command: str, step: int | None, **parts: Any) -> list[Message]:
         """Send `command` to every server; raise the first error reply as the right exception."""
