@@ -327,7 +327,8 @@ class ServerPool:
         except _ChannelClosed:
             error = server.failure(f"closed its channel during {command!r}", kill=False)
         except ProtocolError as bad:
-            error = server.failure(f"sent a malformed reply to {command!r}: {bad}", kill=True)
+            defect = str(bad).removeprefix(f"reply to {command!r}: ")
+            error = server.failure(f"sent a malformed reply to {command!r}: {defect}", kill=True)
         except BaseException:
             self.kill()
             raise

@@ -90,6 +90,7 @@ class GymServer:
     def __init__(self, env_id: str, num_envs: int, make_kwargs: dict[str, Any]) -> None:
         self.env_id = env_id
         self.envs = [gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
+        self.closed = False
         space = self.envs[0].observation_space
         self.observation_shape = tuple(getattr(space, "shape", None) or ())
         self.observation_dtype = np.dtype(getattr(space, "dtype", None) or np.float32)
@@ -105,6 +106,7 @@ class GymServer:
                 return self.reset(argument)
             if command == "step":
                 return self.step(argument)
+            self.closed = True
             return self.close()
         except ProtocolError as error:
             return error_reply(str(error), "protocol")
@@ -301,7 +303,12 @@ def claim_channel() -> tuple[BinaryIO, BinaryIO]:
 def serve(
     server: GymServer | None, make_error: str, channel_in: BinaryIO, channel_out: BinaryIO
 ) -> int:
-    """Answer requests until `close`, end of input or a broken frame; return the exit code."""
+    """Answer requests until `close`, end of input or a broken frame; return the exit code.
+
+    A frame whose framing breaks (prefix, lengths, truncation) ends the server, since the
+    stream cannot be resynchronised; a whole frame whose header or arrays are malformed gets an
+    error reply and the server goes on with the next one.
+    """
     while True:
         try:
             prefix = read_exact(channel_in, PREFIX.size)
@@ -312,18 +319,22 @@ def serve(
             body = read_exact(channel_in, decode_prefix(prefix))
             if body is None:
                 raise ProtocolError("bad frame: stream ended after the prefix")
-            header, arrays = decode_body(prefix, body)
         except ProtocolError as error:
             print(f"checked_rl.runtime.bridge.server: {error}", file=sys.stderr)
             channel_out.write(error_reply(str(error), "protocol"))
             return EXIT_BAD_FRAME
+        try:
+            header, arrays = decode_body(prefix, body)
+        except ProtocolError as error:
+            channel_out.write(error_reply(str(error), "protocol"))
+            continue
         if server is None:
             channel_out.write(error_reply(make_error, "make"))
-            if header.get("cmd") == "close":
+            if header == {"cmd": "close"}:
                 return EXIT_MAKE_FAILED
             continue
         channel_out.write(server.handle(header, arrays))
-        if header.get("cmd") == "close":
+        if server.closed:
             return EXIT_CLOSED
 
 
@@ -342,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(make_kwargs, dict):
             raise ValueError(f"--make-kwargs must be a JSON object, got {args.make_kwargs!r}")
         server = GymServer(args.env_id, args.num_envs, make_kwargs)
-    except Exception as error:
+    except BaseException as error:
         make_error = f"could not make {args.env_id!r}: {type(error).__name__}: {error}"
         print(f"checked_rl.runtime.bridge.server: {make_error}", file=sys.stderr)
     try:
