@@ -1,16 +1,17 @@
 """The adversarial suite's bookkeeping: outcomes counted, leftover processes hunted, slow cases.
 
-Every case that passes records how it ended through the `outcome` fixture: `refused` (bad input became one
-clear error, of the documented type) or `survived` (the system kept working, or ended as
-documented, e.g. servers gone after their client was killed). After every case, processes
-started for it are hunted down: every bridge server, and whatever its environments start,
-carries `CHECKED_RL_BRIDGE_CLIENT=<client pid>` in its environment, so `/proc` shows what
-outlived a case (the pids of clients a case started and killed are registered with
+Every case that passes records how it ended through the `outcome` fixture: `refused` (bad
+input became one clear error, of the documented type) or `survived` (the system kept working,
+or ended as documented, e.g. servers gone after their client was killed). After every case,
+processes started for it are hunted down: every bridge server, and whatever its environments
+start, carries `CHECKED_RL_BRIDGE_CLIENT=<client pid>` in its environment, so `/proc` shows
+what outlived a case (the pids of clients a case started and killed are registered with
 `outcome.client`). A survivor is counted, killed and fails the case.
 
-The terminal summary prints `cases tried / refused cleanly / survived / passed unclassified (a
-case in this directory that records no outcome) / failed / leftover processes`; with `CHECKED_RL_ADVERSARIAL_REPORT=path` the counts are also written there as JSON
-(the numbers in docs/guides/reliability.md come from that file).
+The terminal summary prints the cases tried, refused cleanly, survived, passed unclassified (a
+case in this directory that records no outcome), failed, and the leftover processes; with
+`CHECKED_RL_ADVERSARIAL_REPORT=path` the counts are also written there as JSON (the numbers in
+docs/guides/reliability.md come from that file).
 
 Cases marked `slow` run only when this directory runs alone (`python -m pytest tests/adversarial`);
 in the whole suite (`make test`) they are skipped with that reason.
