@@ -14,6 +14,7 @@ environment (a session reset with seed s seeds environment i with s + i).
 """
 
 import os
+import subprocess
 import sys
 import time
 from typing import Any, ClassVar
@@ -220,6 +221,28 @@ class RaiseInClose(Drift):
         raise RuntimeError("simulated failure in close")
 
 
+class Spawner(Drift):
+    """Starts a child (`sleep`) and, through `sh`, a grandchild when made; with `hang`, its
+    fault step appends this process's id to the file `marker` and never returns."""
+
+    def __init__(self, hang: bool = False, marker: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hang, self.marker = hang, marker
+        self.children = [
+            subprocess.Popen(["sleep", "600"]),
+            subprocess.Popen(["sh", "-c", "sleep 600 & wait"]),
+        ]
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        if self.hang:
+            if self.marker is not None:
+                with open(self.marker, "a") as file:
+                    file.write(f"{os.getpid()}\n")
+            while True:
+                time.sleep(60)
+        return observation, reward
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
     try:
@@ -257,6 +280,7 @@ FAULTY_ENVS = {
     "ExitInStep-v0": ExitInStep,
     "InterruptInStep-v0": InterruptInStep,
     "RaiseInClose-v0": RaiseInClose,
+    "Spawner-v0": Spawner,
 }
 
 # Registered once, also when pytest imports this file a second time under another module name.
