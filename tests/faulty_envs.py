@@ -243,6 +243,83 @@ class Spawner(Drift):
         return observation, reward
 
 
+HANDED = {
+    "reward:str": ("reward", "1.5"),
+    "reward:bytes": ("reward", b"1"),
+    "reward:complex": ("reward", 1 + 2j),
+    "reward:none": ("reward", None),
+    "reward:dict": ("reward", {}),
+    "reward:array": ("reward", np.array([1.0, 2.0])),
+    "reward:size-1 array": ("reward", np.array([1.0])),
+    "reward:huge int": ("reward", 10**400),
+    "reward:0-d array": ("reward", np.array(0.5)),
+    "reward:numpy bool": ("reward", np.True_),
+    "reward:float16": ("reward", np.float16(0.25)),
+    "terminated:int": ("terminated", 1),
+    "terminated:str": ("terminated", "yes"),
+    "terminated:array": ("terminated", np.array([True, False])),
+    "truncated:none": ("truncated", None),
+    "truncated:float": ("truncated", 0.0),
+    "terminated:numpy bool": ("terminated", np.False_),
+    "observation:list": ("observation", [0.0, 0.0, 0.0]),
+    "observation:ragged": ("observation", [[1.0], [1.0, 2.0]]),
+    "observation:float64": ("observation", np.zeros(OBSERVATION_SIZE)),
+    "observation:int32": ("observation", np.zeros(OBSERVATION_SIZE, np.int32)),
+    "observation:scalar": ("observation", np.float32(0.0)),
+    "observation:str": ("observation", "abc"),
+    "observation:object": ("observation", np.array([None] * OBSERVATION_SIZE, dtype=object)),
+    "observation:big-endian": ("observation", np.zeros(OBSERVATION_SIZE, ">f4")),
+    "observation:non-contiguous": ("observation", np.zeros(2 * OBSERVATION_SIZE, np.float32)[::2]),
+    "result:4-tuple": ("result", 4),
+    "result:list": ("result", list),
+    "result:none": ("result", None),
+}
+"""What `Hands` hands over at its fault step: the name of a case, the part, the value."""
+
+
+class Hands(Drift):
+    """At the fault step, hands over the value `HANDED[what]` in place of one part of the step
+    result (or returns a step result of another form)."""
+
+    def __init__(self, what: str = "reward:str", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.what = what
+
+    def step(self, action: int) -> Any:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t != self.fault_step or not self._faulty():
+            return observation, reward, terminated, truncated, info
+        part, value = HANDED[self.what]
+        result = {"observation": observation, "reward": reward, "terminated": terminated}
+        result |= {"truncated": truncated, "info": info}
+        if part != "result":
+            result[part] = value
+            return tuple(result.values())
+        if value == 4:
+            return observation, reward, terminated, truncated
+        return None if value is None else list(result.values())
+
+
+class ResetHands(Drift):
+    """A reset of a copy seeded with one of `fault_seeds` returns `what`: "bare" (the
+    observation without its info), "list" (a list, not a tuple) or "float64" (an observation
+    of another dtype)."""
+
+    def __init__(self, what: str = "bare", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.what = what
+
+    def reset(self, **kwargs: Any) -> Any:
+        observation, info = super().reset(**kwargs)
+        if not self._faulty():
+            return observation, info
+        if self.what == "bare":
+            return observation
+        if self.what == "list":
+            return [observation, info]
+        return observation.astype(np.float64), info
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
     try:
@@ -281,6 +358,8 @@ FAULTY_ENVS = {
     "InterruptInStep-v0": InterruptInStep,
     "RaiseInClose-v0": RaiseInClose,
     "Spawner-v0": Spawner,
+    "Hands-v0": Hands,
+    "ResetHands-v0": ResetHands,
 }
 
 # Registered once, also when pytest imports this file a second time under another module name.
