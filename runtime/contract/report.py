@@ -64,7 +64,7 @@ def _entry_violations(
 ) -> dict[int, list[Violation]]:
     """The finiteness and bound violations of a batch of observations, by environment."""
     n = observations.shape[0]
-    values = observations.reshape(n, -1).astype(np.float64)
+    values = observations.reshape(n, int(np.prod(contract.observation_shape))).astype(np.float64)
     low, high = contract.observation_low, contract.observation_high
     bounded = low is not None or high is not None
     if not contract.finite_observations and not bounded:
