@@ -303,15 +303,17 @@ class Hands(Drift):
 class ResetHands(Drift):
     """A reset of a copy seeded with one of `fault_seeds` returns `what`: "bare" (the
     observation without its info), "list" (a list, not a tuple) or "float64" (an observation
-    of another dtype)."""
+    of another dtype), from its `first_faulty_reset`-th reset on (2: at the first auto-reset)."""
 
-    def __init__(self, what: str = "bare", **kwargs: Any) -> None:
+    def __init__(self, what: str = "bare", first_faulty_reset: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.what = what
+        self.first_faulty_reset = first_faulty_reset
 
     def reset(self, **kwargs: Any) -> Any:
         observation, info = super().reset(**kwargs)
-        if not self._faulty():
+        self.resets = getattr(self, "resets", 0) + 1
+        if not self._faulty() or self.resets <= self.first_faulty_reset - 1:
             return observation, info
         if self.what == "bare":
             return observation

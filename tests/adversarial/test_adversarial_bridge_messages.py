@@ -344,3 +344,11 @@ def test_a_malformed_request_gets_an_error_reply_and_the_server_goes_on(
     assert code == 0
     assert "Traceback" not in stderr
     outcome.refused()
+
+
+def test_a_server_answers_nothing_after_close(outcome):
+    requests = [frame({"cmd": "describe"}), frame({"cmd": "close"}), frame({"cmd": "describe"})]
+    headers, code, stderr = run_server(requests)
+    assert [h["ok"] for h in headers] == [True, True]
+    assert code == 0 and "Traceback" not in stderr
+    outcome.survived()

@@ -135,6 +135,27 @@ def test_a_bad_reset_gets_one_verdict_in_both_kinds(outcome, what):
     outcome.refused()
 
 
+AUTO_RESETS = {
+    "float64": (
+        "ContractViolation",
+        "contract violation: observation[env 2] has dtype float64, expected float32",
+    ),
+    "bare": (
+        "ContractViolation",
+        "contract violation: reset result[env 2] = ndarray of shape "
+        "(3,) is not (observation, info)",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(AUTO_RESETS))
+def test_a_bad_auto_reset_gets_one_verdict_in_both_kinds(outcome, what):
+    options = {"what": what, "first_faulty_reset": 2, "episode_length": 2}
+    verdicts = {kind: verdict(kind, "ResetHands-v0", **options) for kind in KINDS}
+    assert verdicts == dict.fromkeys(KINDS, AUTO_RESETS[what])
+    outcome.refused()
+
+
 def test_one_nan_in_a_million_entries_is_reported_like_the_reference(outcome):
     size = 1_000_000
     contract = spec_contract.Contract(
