@@ -18,6 +18,8 @@ from checked_rl.spec import contract as spec_contract
 SHAPES = st.sampled_from([(), (3,), (2, 2)])
 DTYPES = st.sampled_from([np.float16, np.float32, np.float64, np.int32, np.uint16])
 SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1.0, -1.0, 2.5, 6e4, 0.1])
+NEAR_BOUNDS = st.sampled_from([1.0000001, -1e-9])
+"""Rewards just outside the reward ranges, which a cast to a narrower float would move in."""
 MAX_ENVS = 4
 
 
@@ -64,7 +66,11 @@ def cases(draw) -> tuple[spec_contract.Contract, spec_contract.Transition]:
         observation=draw(observations(contract, n)),
         action=draw(hnp.arrays(np.int64, (n,), elements=st.integers(-1, 3))),
         reward=draw(
-            hnp.arrays(draw(st.sampled_from([np.float32, np.float64])), (n,), elements=SPECIAL)
+            hnp.arrays(
+                draw(st.sampled_from([np.float32, np.float64])),
+                (n,),
+                elements=SPECIAL | NEAR_BOUNDS,
+            )
         ),
         next_observation=draw(observations(contract, n)),
         terminated=draw(hnp.arrays(np.bool_, (n,))),
