@@ -14,6 +14,7 @@ environment (a session reset with seed s seeds environment i with s + i).
 """
 
 import os
+import subprocess
 import sys
 import time
 from typing import Any, ClassVar
@@ -69,11 +70,13 @@ class Drift(gym.Env):
         self.t += 1
         self.state = self.state + np.float32(NUDGE * (2 * int(action) - 1))
         observation, reward = self.state.copy(), 1.0
-        if self.t == self.fault_step and (
-            self.fault_seeds is None or self.last_seed in self.fault_seeds
-        ):
+        if self.t == self.fault_step and self._faulty():
             observation, reward = self.fault(observation, reward)
         return observation, reward, self.t >= self.episode_length, False, {}
+
+    def _faulty(self) -> bool:
+        """Whether this copy misbehaves (`fault_seeds`)."""
+        return self.fault_seeds is None or self.last_seed in self.fault_seeds
 
     def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
         """What goes wrong at the fault step: nothing, in the base environment."""
@@ -142,6 +145,183 @@ class PrintsEveryStep(Drift):
         return super().step(action)
 
 
+class StrReward(Drift):
+    """The reward is the string "1.5" at the fault step (which `float()` would parse)."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, Any]:
+        return observation, "1.5"
+
+
+class ArrayReward(Drift):
+    """The reward is an array of two entries at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, Any]:
+        return observation, np.array([1.0, 2.0])
+
+
+class ArrayFlag(Drift):
+    """`terminated` is an array of two bools at the fault step."""
+
+    def step(self, action: int) -> tuple[np.ndarray, float, Any, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.fault_step and self._faulty():
+            terminated = np.array([True, False])
+        return observation, reward, terminated, truncated, info
+
+
+class BigEndian(Drift):
+    """Every observation is big-endian float32 (`>f4`): legal values, another byte order."""
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        observation, info = super().reset(**kwargs)
+        return observation.astype(">f4"), info
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        return observation, reward
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        observation, *rest = super().step(action)
+        return (observation.astype(">f4"), *rest)
+
+
+class Counter16(Drift):
+    """A legal `Box(0, 1000, (3,), uint16)` observation: the step count in every entry."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.observation_space = gym.spaces.Box(0, 1000, (OBSERVATION_SIZE,), np.uint16)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(**kwargs)
+        return np.zeros(OBSERVATION_SIZE, np.uint16), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        _, reward, terminated, truncated, info = super().step(action)
+        return np.full(OBSERVATION_SIZE, self.t, np.uint16), reward, terminated, truncated, info
+
+
+class ExitInStep(Drift):
+    """`step` calls `sys.exit(0)` at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        sys.exit(0)
+
+
+class InterruptInStep(Drift):
+    """`step` raises `KeyboardInterrupt` itself (no signal) at the fault step."""
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        raise KeyboardInterrupt("raised by the environment")
+
+
+class RaiseInClose(Drift):
+    """`close()` raises."""
+
+    def close(self) -> None:
+        raise RuntimeError("simulated failure in close")
+
+
+class Spawner(Drift):
+    """Starts a child (`sleep`) and, through `sh`, a grandchild when made; with `hang`, its
+    fault step appends this process's id to the file `marker` and never returns."""
+
+    def __init__(self, hang: bool = False, marker: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hang, self.marker = hang, marker
+        self.children = [
+            subprocess.Popen(["sleep", "600"]),
+            subprocess.Popen(["sh", "-c", "sleep 600 & wait"]),
+        ]
+
+    def fault(self, observation: np.ndarray, reward: float) -> tuple[np.ndarray, float]:
+        if self.hang:
+            if self.marker is not None:
+                with open(self.marker, "a") as file:
+                    file.write(f"{os.getpid()}\n")
+            while True:
+                time.sleep(60)
+        return observation, reward
+
+
+HANDED = {
+    "reward:str": ("reward", "1.5"),
+    "reward:bytes": ("reward", b"1"),
+    "reward:complex": ("reward", 1 + 2j),
+    "reward:none": ("reward", None),
+    "reward:dict": ("reward", {}),
+    "reward:array": ("reward", np.array([1.0, 2.0])),
+    "reward:size-1 array": ("reward", np.array([1.0])),
+    "reward:huge int": ("reward", 10**400),
+    "reward:0-d array": ("reward", np.array(0.5)),
+    "reward:numpy bool": ("reward", np.True_),
+    "reward:float16": ("reward", np.float16(0.25)),
+    "terminated:int": ("terminated", 1),
+    "terminated:str": ("terminated", "yes"),
+    "terminated:array": ("terminated", np.array([True, False])),
+    "truncated:none": ("truncated", None),
+    "truncated:float": ("truncated", 0.0),
+    "terminated:numpy bool": ("terminated", np.False_),
+    "observation:list": ("observation", [0.0, 0.0, 0.0]),
+    "observation:ragged": ("observation", [[1.0], [1.0, 2.0]]),
+    "observation:float64": ("observation", np.zeros(OBSERVATION_SIZE)),
+    "observation:int32": ("observation", np.zeros(OBSERVATION_SIZE, np.int32)),
+    "observation:scalar": ("observation", np.float32(0.0)),
+    "observation:str": ("observation", "abc"),
+    "observation:object": ("observation", np.array([None] * OBSERVATION_SIZE, dtype=object)),
+    "observation:big-endian": ("observation", np.zeros(OBSERVATION_SIZE, ">f4")),
+    "observation:non-contiguous": ("observation", np.zeros(2 * OBSERVATION_SIZE, np.float32)[::2]),
+    "result:4-tuple": ("result", 4),
+    "result:list": ("result", list),
+    "result:none": ("result", None),
+}
+"""What `Hands` hands over at its fault step: the name of a case, the part, the value."""
+
+
+class Hands(Drift):
+    """At the fault step, hands over the value `HANDED[what]` in place of one part of the step
+    result (or returns a step result of another form)."""
+
+    def __init__(self, what: str = "reward:str", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.what = what
+
+    def step(self, action: int) -> Any:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t != self.fault_step or not self._faulty():
+            return observation, reward, terminated, truncated, info
+        part, value = HANDED[self.what]
+        result = {"observation": observation, "reward": reward, "terminated": terminated}
+        result |= {"truncated": truncated, "info": info}
+        if part != "result":
+            result[part] = value
+            return tuple(result.values())
+        if value == 4:
+            return observation, reward, terminated, truncated
+        return None if value is None else list(result.values())
+
+
+class ResetHands(Drift):
+    """A reset of a copy seeded with one of `fault_seeds` returns `what`: "bare" (the
+    observation without its info), "list" (a list, not a tuple) or "float64" (an observation
+    of another dtype), from its `first_faulty_reset`-th reset on (2: at the first auto-reset)."""
+
+    def __init__(self, what: str = "bare", first_faulty_reset: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.what = what
+        self.first_faulty_reset = first_faulty_reset
+
+    def reset(self, **kwargs: Any) -> Any:
+        observation, info = super().reset(**kwargs)
+        self.resets = getattr(self, "resets", 0) + 1
+        if not self._faulty() or self.resets <= self.first_faulty_reset - 1:
+            return observation, info
+        if self.what == "bare":
+            return observation
+        if self.what == "list":
+            return [observation, info]
+        return observation.astype(np.float64), info
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
     try:
@@ -171,6 +351,17 @@ FAULTY_ENVS = {
     "SleepForever-v0": SleepForever,
     "ExitMidEpisode-v0": ExitMidEpisode,
     "PrintsEveryStep-v0": PrintsEveryStep,
+    "StrReward-v0": StrReward,
+    "ArrayReward-v0": ArrayReward,
+    "ArrayFlag-v0": ArrayFlag,
+    "BigEndian-v0": BigEndian,
+    "Counter16-v0": Counter16,
+    "ExitInStep-v0": ExitInStep,
+    "InterruptInStep-v0": InterruptInStep,
+    "RaiseInClose-v0": RaiseInClose,
+    "Spawner-v0": Spawner,
+    "Hands-v0": Hands,
+    "ResetHands-v0": ResetHands,
 }
 
 # Registered once, also when pytest imports this file a second time under another module name.

@@ -24,6 +24,7 @@ from checked_rl.runtime.bridge.processes import SERVER_COMMAND, ServerPool
 from checked_rl.runtime.bridge.protocol import (
     MAGIC,
     MAX_FRAME_BYTES,
+    MAX_INTEGER_DIGITS,
     PREFIX,
     VERSION,
     ProtocolError,
@@ -44,7 +45,20 @@ TIMEOUT = 10.0
 MAX_STEPS = 40
 
 WIRE_DTYPES = st.sampled_from(
-    [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64]
+    [
+        np.bool_,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.float16,
+        np.float32,
+        np.float64,
+    ]
 )
 
 
@@ -66,7 +80,11 @@ def decode(frame: bytes) -> tuple[dict, dict]:
         ),
         max_size=4,
     ),
-    header=st.dictionaries(st.sampled_from(["cmd", "seeds", "note"]), st.integers(), max_size=3),
+    header=st.dictionaries(
+        st.sampled_from(["cmd", "seeds", "note"]),
+        st.integers(-(10**MAX_INTEGER_DIGITS) + 1, 10**MAX_INTEGER_DIGITS - 1),
+        max_size=3,
+    ),
 )
 @example(arrays={"0": np.array(False)}, header={})
 def test_frames_round_trip_exactly(arrays, header):

@@ -8,9 +8,11 @@ waits on a selector with a deadline, never in a blocking call without one. A thr
 the last lines of its stderr. A server that crashes, hangs, exits or sends garbage becomes a
 `BridgeError` carrying its exit code and that stderr tail, and every server is killed. Processes
 never outlive the pool: `close` stops them, a finaliser kills them if the caller forgets `close`,
-and an interrupt (`KeyboardInterrupt`) during a read kills them before it propagates. Servers also
-exit on their own when their standard input closes, so a client killed outright leaves nothing
-behind either. """
+and an interrupt (`KeyboardInterrupt`) during a read kills them before it propagates; each time
+the server's whole process group goes, so what its environments started goes too. A client
+killed outright leaves nothing behind either (`runtime.bridge.lifeline`). Every reply is checked
+against its schema (`runtime.bridge.messages`) before use; a malformed one is a `BridgeError`
+naming the server, the request and the defect. """
 
 import collections
 import os
@@ -25,6 +27,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from checked_rl.runtime.bridge.lifeline import CLIENT_VARIABLE, end_server_group
+from checked_rl.runtime.bridge.messages import ReplySchema, check_reply
 from checked_rl.runtime.bridge.protocol import (
     PREFIX,
     Message,
@@ -117,6 +121,7 @@ class ServerProcess:
         self.index = index
         self.first_env = first_env
         self.num_envs = num_envs
+        self.schema = ReplySchema(num_envs)
         arguments = ["--env-id", env_id, "--num-envs", str(num_envs)]
         self.process = subprocess.Popen(
             [*server_command, *arguments, "--make-kwargs", make_kwargs_json],
@@ -170,13 +175,7 @@ class ServerProcess:
 
     def failure(self, summary: str, *, kill: bool) -> BridgeError:
         """A `BridgeError` for this server with its exit code and stderr tail (after `kill`)."""
-        if kill:
-            self.kill()
-        else:
-            try:
-                self.process.wait(SHUTDOWN_GRACE)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.kill(0.0 if kill else SHUTDOWN_GRACE)
         self._drainer.join(SHUTDOWN_GRACE)
         code = self.process.returncode
         return BridgeError(
@@ -185,21 +184,28 @@ class ServerProcess:
             stderr_tail=list(self.tail),
         )
 
-    def stop(self, frame: bytes, timeout: float) -> None:
-        """Ask the server to close, wait for it to exit, kill it if it does not."""
-        if self.process.poll() is None:
+    def stop(self, frame: bytes, timeout: float) -> tuple[int, str, int] | None:
+        """Ask the server to close, then end its process group; return, where environments'
+        `close()` raised, the first one's global index, what it raised and how many did."""
+        error = None
+        if self.process.returncode is None:
             try:
                 deadline = time.monotonic() + timeout
                 self.send(frame, deadline)
-                self.receive(deadline)
-                self.process.wait(max(0.0, deadline - time.monotonic()))
-            except (_ChannelClosed, _DeadlinePassed, ProtocolError, subprocess.TimeoutExpired):
+                header, arrays = self.receive(deadline)
+                check_reply("close", header, arrays, self.schema)
+                if header["ok"] is False and header["kind"] == "close":
+                    env = self.first_env + header.get("env", 0)
+                    error = (env, header["error"], header.get("failures", 1))
+            except (_ChannelClosed, _DeadlinePassed, ProtocolError):
                 pass
         self.kill()
+        return error
 
-    def kill(self) -> None:
-        """Kill the process (if alive), reap it and close the pipes."""
-        _kill(self.process)
+    def kill(self, grace: float = 0.0) -> None:
+        """End the server's process group (after up to `grace` seconds for the server to exit
+        by itself), reap the server and close the pipes."""
+        end_server_group(self.process, grace)
         for selector in self._selectors.values():
             selector.close()
 
@@ -310,7 +316,9 @@ class ServerPool:
                 server.send(encode_frame(header, arrays[position] if arrays else None), deadline)
             replies = []
             for server in self.servers:
-                replies.append(server.receive(deadline))
+                header, arrays = server.receive(deadline)
+                check_reply(command, header, arrays, server.schema)
+                replies.append((header, arrays))
             return replies
         except _DeadlinePassed:
             error = server.failure(
@@ -319,21 +327,27 @@ class ServerPool:
         except _ChannelClosed:
             error = server.failure(f"closed its channel during {command!r}", kill=False)
         except ProtocolError as bad:
-            error = server.failure(f"sent a malformed reply to {command!r}: {bad}", kill=True)
+            defect = str(bad).removeprefix(f"reply to {command!r}: ")
+            error = server.failure(f"sent a malformed reply to {command!r}: {defect}", kill=True)
         except BaseException:
             self.kill()
             raise
         self.kill()
         raise error
 
-    def close(self) -> None:
-        """Stop every server politely (close request, then kill after the timeout)."""
+    def close(self) -> list[tuple[int, str, int]]:
+        """Stop every server politely (close request, then end its process group); return,
+        per server where environments' `close()` raised, `ServerProcess.stop`'s report."""
+        errors = []
         if not self.closed:
             frame = encode_frame({"cmd": "close"})
             for server in self.servers:
-                server.stop(frame, min(self.timeout, SHUTDOWN_GRACE))
+                error = server.stop(frame, min(self.timeout, SHUTDOWN_GRACE))
+                if error is not None:
+                    errors.append(error)
             self.closed = True
             self._finalizer.detach()
+        return errors
 
     def kill(self) -> None:
         """Kill every server now."""
@@ -345,19 +359,6 @@ class ServerPool:
     def pids(self) -> list[int]:
         """The process ids of the servers (for tests that check none survives)."""
         return [server.pid for server in self.servers]
-
-
-def _kill(process: subprocess.Popen) -> None:
-    """Kill `process` if it runs, reap it, close its pipes."""
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            try:
-                stream.close()
-            except OSError:
-                pass
 
 
 def _kill_all(servers: Iterable[ServerProcess]) -> None:
@@ -380,4 +381,5 @@ def _child_environment() -> dict[str, str]:
     if environment.get("PYTHONPATH"):
         paths.append(environment["PYTHONPATH"])
     environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    environment[CLIENT_VARIABLE] = str(os.getpid())
     return environment

@@ -40,8 +40,10 @@ __all__ = [
     "ALLOWED_DTYPES",
     "COMMANDS",
     "MAGIC",
+    "MAX_DIMENSIONS",
     "MAX_FRAME_BYTES",
     "MAX_HEADER_BYTES",
+    "MAX_INTEGER_DIGITS",
     "PREFIX",
     "VERSION",
     "Message",
@@ -56,12 +58,19 @@ VERSION = 1
 PREFIX = struct.Struct("<4sB3xII")
 MAX_HEADER_BYTES = 1 << 20
 MAX_FRAME_BYTES = 1 << 28
+MAX_INTEGER_DIGITS = 20
+"""Digits an integer of a header may have (2**64 has 20): a 5000-digit one is refused."""
+MAX_DIMENSIONS = 32
+"""Dimensions an array of a frame may have."""
 COMMANDS = ("describe", "reset", "step", "close")
 _WIRE_DTYPES = {
     np.dtype(name).newbyteorder("<").str: np.dtype(name).newbyteorder("<")
     for name in (
         "bool",
         "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
         "int8",
         "int16",
         "int32",
@@ -163,9 +172,13 @@ def decode_body(prefix: bytes, body: bytes) -> Message:
             f"got {len(body)}"
         )
     try:
-        header = json.loads(body[:header_size].decode(), parse_constant=_reject_constant)
+        header = json.loads(
+            body[:header_size].decode(), parse_constant=_reject_constant, parse_int=_parse_int
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ProtocolError(f"bad frame: header is not UTF-8 JSON ({error})") from None
+    except RecursionError:
+        raise ProtocolError("bad frame: header nests deeper than the decoder allows") from None
     if not isinstance(header, dict):
         raise ProtocolError(f"bad frame: header must be a JSON object, got {type(header).__name__}")
     records = header.pop("arrays", [])
@@ -176,6 +189,8 @@ def decode_body(prefix: bytes, body: bytes) -> Message:
     offset = 0
     for record in records:
         name, dtype, shape = _array_record(record)
+        if name in arrays:
+            raise ProtocolError(f"bad frame: array {name!r} appears twice")
         size = dtype.itemsize * math.prod(shape)
         if offset + size > payload_size:
             raise ProtocolError(
@@ -195,23 +210,48 @@ def _array_record(record: object) -> tuple[str, np.dtype, tuple[int, ...]]:
     """Validate one `{"name", "dtype", "shape"}` record of a header."""
     if not isinstance(record, dict) or set(record) != {"name", "dtype", "shape"}:
         raise ProtocolError(
-            f"bad frame: expected an array record {{'name', 'dtype', 'shape'}}, got {record!r}"
+            "bad frame: expected an array record {'name', 'dtype', 'shape'}, "
+            f"got {_clip(repr(record))}"
         )
     name, dtype_name, shape = record["name"], record["dtype"], record["shape"]
     if not isinstance(name, str):
-        raise ProtocolError(f"bad frame: array name must be a string, got {name!r}")
-    if dtype_name not in ALLOWED_DTYPES:
+        raise ProtocolError(f"bad frame: array name must be a string, got {_clip(repr(name))}")
+    if not isinstance(dtype_name, str) or dtype_name not in ALLOWED_DTYPES:
         raise ProtocolError(
-            f"bad frame: array {name!r} has dtype {dtype_name!r}; "
+            f"bad frame: array {name!r} has dtype {_clip(repr(dtype_name))}; "
             f"expected one of {sorted(ALLOWED_DTYPES)}"
         )
-    if not isinstance(shape, list) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMENSIONS
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape)
     ):
         raise ProtocolError(
-            f"bad frame: array {name!r} shape must be a list of non-negative ints, got {shape!r}"
+            f"bad frame: array {name!r} shape must be a list of at most {MAX_DIMENSIONS} "
+            f"non-negative ints, got {_clip(repr(shape))}"
         )
-    return name, _WIRE_DTYPES[dtype_name], tuple(shape)
+    dtype = _WIRE_DTYPES[dtype_name]
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > MAX_FRAME_BYTES:
+        raise ProtocolError(
+            f"bad frame: array {name!r} of shape {_clip(repr(tuple(shape)))} could not fit in a "
+            f"frame of {MAX_FRAME_BYTES} bytes even with its empty axes filled"
+        )
+    return name, dtype, tuple(shape)
+
+
+def _parse_int(text: str) -> int:
+    """A JSON integer of at most `MAX_INTEGER_DIGITS` digits."""
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ProtocolError(
+            f"bad frame: header holds an integer of {len(text.lstrip('-'))} digits; "
+            f"at most {MAX_INTEGER_DIGITS} are allowed"
+        )
+    return int(text)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """`text`, cut to `limit` characters for a message."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _reject_constant(name: str) -> None:

@@ -14,8 +14,11 @@ line usable by hand and needs no platform-specific descriptor passing.)
 The server steps its environments one after the other and resets, in the same step, those that
 finish (`terminated or truncated`), sending both the true final observation and the reset one.
 It waits for the next request without a deadline (an idle client is legitimate; the client
-side times out every request it makes). It exits with code 0 after `close` or when its standard
-input reaches end of file (the client died), and with code 3 after a frame it cannot parse,
+side times out every request it makes). Every request is checked against its schema
+(`runtime.bridge.messages`) before use; one that breaks it gets an error reply and the server
+keeps serving. It exits with code 0 after `close`; when its standard input reaches end of file
+or its parent dies (the client is gone), it ends its process group, environments' children
+included (`runtime.bridge.lifeline`); it exits with code 3 after a frame it cannot parse,
 having replied with the reason, since the stream cannot be resynchronised after that. An
 exception inside an environment becomes an error reply naming the environment and the exception;
 the server keeps serving, and the client decides what the session may do next.
@@ -26,20 +29,23 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 import gymnasium as gym
 import numpy as np
 
+from checked_rl.runtime.bridge.lifeline import end_group, watch_client
+from checked_rl.runtime.bridge.messages import check_request, clip_text
 from checked_rl.runtime.bridge.protocol import (
-    COMMANDS,
     PREFIX,
     ProtocolError,
     decode_body,
     decode_prefix,
     encode_frame,
 )
+from checked_rl.spec import host_values
+from checked_rl.spec.contract import Violation
 
 __all__ = ["GymServer", "describe_space", "main"]
 
@@ -58,7 +64,8 @@ def describe_space(space: gym.Space) -> tuple[dict[str, Any], dict[str, np.ndarr
     record: dict[str, Any] = {"type": type(space).__name__}
     arrays: dict[str, np.ndarray] = {}
     if isinstance(space, gym.spaces.Box):
-        record.update(shape=list(space.shape), dtype=np.dtype(space.dtype).str)
+        wire = np.dtype(space.dtype).newbyteorder("<").str
+        record.update(shape=list(space.shape), dtype=wire)
         arrays = {"low": np.asarray(space.low), "high": np.asarray(space.high)}
     elif isinstance(space, gym.spaces.Discrete):
         record.update(n=int(space.n), start=int(space.start))
@@ -67,6 +74,12 @@ def describe_space(space: gym.Space) -> tuple[dict[str, Any], dict[str, np.ndarr
 
 class GymServer:
     """K environments made from one id; each method serves one request.
+
+    Whatever an environment hands over passes the rules of `spec.host_values`, as in the
+    in-process session, in the same order (per environment: the step's result, its reward, its
+    flags, the auto-reset; then the successors' and the current observations' structure), so
+    that the client raises the same violation. Whatever an environment raises, `SystemExit`
+    and other `BaseException`s included, becomes an error reply.
 
     Args:
         env_id: a Gymnasium id, also `module:Name-vN`.
@@ -77,20 +90,24 @@ class GymServer:
     def __init__(self, env_id: str, num_envs: int, make_kwargs: dict[str, Any]) -> None:
         self.env_id = env_id
         self.envs = [gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
+        self.closed = False
+        space = self.envs[0].observation_space
+        self.observation_shape = tuple(getattr(space, "shape", None) or ())
+        self.observation_dtype = np.dtype(getattr(space, "dtype", None) or np.float32)
 
     def handle(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         """Serve one decoded request; return the reply frame (an error reply if it fails)."""
         command = header.get("cmd")
         try:
+            command, argument = check_request(header, arrays, len(self.envs))
             if command == "describe":
                 return self.describe()
             if command == "reset":
-                return self.reset(header.get("seeds"))
+                return self.reset(argument)
             if command == "step":
-                return self.step(arrays.get("actions"))
-            if command == "close":
-                return encode_frame({"ok": True})
-            raise ProtocolError(f"unknown command {command!r}; expected one of {list(COMMANDS)}")
+                return self.step(argument)
+            self.closed = True
+            return self.close()
         except ProtocolError as error:
             return error_reply(str(error), "protocol")
         except EnvironmentFailure as failure:
@@ -106,56 +123,45 @@ class GymServer:
         spec = self.envs[0].spec
         header = {
             "ok": True,
-            "name": spec.id if spec is not None else type(self.envs[0].unwrapped).__name__,
+            "name": clip_text(spec.id if spec else type(self.envs[0].unwrapped).__name__),
             "num_envs": len(self.envs),
             "observation_space": observation,
             "action_space": action,
         }
         return encode_frame(header, observation_arrays)
 
-    def reset(self, seeds: object) -> bytes:
+    def reset(self, seeds: list[int | None] | None) -> bytes:
         """Reset every environment, environment i with `seeds[i]` when seeds are given."""
-        if seeds is None:
-            seeds = [None] * len(self.envs)
-        if not (
-            isinstance(seeds, list)
-            and len(seeds) == len(self.envs)
-            and all(s is None or (isinstance(s, int) and not isinstance(s, bool)) for s in seeds)
-        ):
-            raise ProtocolError(
-                f"reset: expected 'seeds' to be null or a list of {len(self.envs)} integers, "
-                f"got {seeds!r}"
-            )
+        seeds = seeds or [None] * len(self.envs)
         observations = []
         for index, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
-            try:
-                observation, _ = env.reset(seed=seed)
-            except Exception as error:
-                raise environment_failure(index, "reset", error) from error
-            observations.append(observation)
+            result = call_env(index, "reset", lambda e=env, s=seed: e.reset(seed=s))
+            checked = host_values.result_value(result, "reset", env=index, step=None)
+            observations.append(obeyed(checked)[0])
         return encode_frame({"ok": True}, {"observation": self._stack("observation", observations)})
 
-    def step(self, actions: np.ndarray | None) -> bytes:
+    def step(self, actions: np.ndarray) -> bytes:
         """Step every environment; reset in the same step those that finish."""
-        actions = self._check_actions(actions)
+        self._check_actions(actions)
         final, rewards, terminated, truncated, current = [], [], [], [], []
         for index, (env, action) in enumerate(zip(self.envs, actions.tolist(), strict=True)):
-            try:
-                observation, reward, term, trunc, _ = env.step(action)
-            except Exception as error:
-                raise environment_failure(index, f"step (action {action})", error) from error
+            result = call_env(index, f"step (action {action})", lambda e=env, a=action: e.step(a))
+            at = {"env": index, "step": 0}
+            observation, reward, term, trunc, _ = obeyed(
+                host_values.result_value(result, "step", **at)
+            )
             final.append(observation)
-            rewards.append(float(reward))
-            terminated.append(bool(term))
-            truncated.append(bool(trunc))
-            if term or trunc:
-                try:
-                    observation, _ = env.reset()
-                except Exception as error:
-                    raise environment_failure(index, "auto-reset", error) from error
+            rewards.append(obeyed(host_values.reward_value(reward, **at)))
+            terminated.append(obeyed(host_values.flag_value(term, "terminated", **at)))
+            truncated.append(obeyed(host_values.flag_value(trunc, "truncated", **at)))
+            if terminated[-1] or truncated[-1]:
+                result = call_env(index, "auto-reset", lambda e=env: e.reset())
+                observation = obeyed(
+                    host_values.result_value(result, "reset", env=index, step=None)
+                )[0]
             current.append(observation)
         arrays = {
-            "next_observation": self._stack("next_observation", final),
+            "next_observation": self._stack("next_observation", final, step=0),
             "reward": np.asarray(rewards, dtype=np.float64),
             "terminated": np.asarray(terminated, dtype=bool),
             "truncated": np.asarray(truncated, dtype=bool),
@@ -163,19 +169,21 @@ class GymServer:
         }
         return encode_frame({"ok": True}, arrays)
 
-    def close(self) -> None:
-        """Close every environment."""
-        for env in self.envs:
-            env.close()
+    def close(self) -> bytes:
+        """Close every environment; reply with the first whose `close()` raised, if any."""
+        failures = []
+        for index, env in enumerate(self.envs):
+            try:
+                env.close()
+            except BaseException as error:
+                print("".join(traceback.format_exception(error)), file=sys.stderr, end="")
+                failures.append((index, f"{type(error).__name__}: {error}"))
+        if not failures:
+            return encode_frame({"ok": True})
+        index, what = failures[0]
+        return error_reply(what, "close", env=index, failures=len(failures))
 
-    def _check_actions(self, actions: np.ndarray | None) -> np.ndarray:
-        if actions is None:
-            raise ProtocolError("step: expected an array 'actions', got none")
-        if actions.shape != (len(self.envs),) or actions.dtype.kind not in "iu":
-            raise ProtocolError(
-                f"step: expected 'actions' of shape ({len(self.envs)},) and an integer dtype, "
-                f"got shape {actions.shape} and dtype {actions.dtype}"
-            )
+    def _check_actions(self, actions: np.ndarray) -> None:
         space = self.envs[0].action_space
         if isinstance(space, gym.spaces.Discrete):
             outside = np.flatnonzero((actions < space.start) | (actions >= space.start + space.n))
@@ -184,37 +192,26 @@ class GymServer:
                 raise ProtocolError(
                     f"step: actions[{index}] = {int(actions[index])} is outside {space}"
                 )
-        return actions
 
-    def _stack(self, field: str, observations: Sequence[Any]) -> np.ndarray:
-        """Stack observations `[K, *S]` of the observation space's shape and dtype.
-
-        When the stack is not of the space's shape and dtype, the first observation at fault
-        raises `EnvironmentFailure` naming it, as the in-process session's check does.
-        """
-        space = self.envs[0].observation_space
-        try:
-            stacked = np.stack(observations)
-        except ValueError:
-            stacked = None
-        if stacked is not None and (stacked.shape[1:], stacked.dtype) == (space.shape, space.dtype):
-            return stacked
-        for index, observation in enumerate(observations):
-            array = np.asarray(observation)
-            for kind, value, expected in (
-                ("shape", array.shape, space.shape),
-                ("dtype", array.dtype, space.dtype),
-            ):
-                if value != expected:
-                    raise EnvironmentFailure(
-                        f"{field} has {kind} {value}, expected {expected}",
-                        "contract",
-                        env=index,
-                        field=field,
-                        violation=kind,
-                        value=list(value) if kind == "shape" else str(value),
-                    )
-        raise AssertionError(f"{field}: observations of the space's shape failed to stack")
+    def _stack(
+        self, field: str, observations: Sequence[Any], step: int | None = None
+    ) -> np.ndarray:
+        """Stack observations `[K, *S]` of the observation space's shape and dtype, or raise
+        the contract failure of the first at fault (`spec.host_values.observation_value`)."""
+        arrays = [
+            obeyed(
+                host_values.observation_value(
+                    observation,
+                    self.observation_shape,
+                    self.observation_dtype,
+                    field=field,
+                    env=index,
+                    step=step,
+                )
+            )
+            for index, observation in enumerate(observations)
+        ]
+        return np.stack(arrays)
 
 
 class EnvironmentFailure(Exception):
@@ -222,32 +219,57 @@ class EnvironmentFailure(Exception):
 
     Args:
         message: what happened, without saying which environment (the client knows its index).
-        kind: "environment" (it raised) or "contract" (an observation of the wrong shape or
-            dtype, which cannot be stacked or sent as the space says).
+        kind: "environment" (it raised) or "contract" (it handed over a value that breaks the
+            rules of `spec.host_values`).
         env: the environment's index on this server.
         fields: more header fields for the reply.
     """
 
-    def __init__(
-        self, message: str, kind: str, *, env: int, traceback: str = "", **fields: Any
-    ) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, kind: str, *, env: int, **fields: Any) -> None:
+        super().__init__(clip_text(message))
         self.kind = kind
-        self.fields = {"env": env, "traceback": traceback, **fields}
+        self.fields = {"env": env, **fields}
 
 
-def environment_failure(index: int, what: str, error: Exception) -> EnvironmentFailure:
-    """The failure of environment `index` that raised `error` in `what`, with its traceback."""
-    trace = "".join(traceback.format_exception(error))
-    print(trace, file=sys.stderr, end="")
-    return EnvironmentFailure(
-        f"{type(error).__name__}: {error}", "environment", env=index, call=what, traceback=trace
-    )
+def call_env(index: int, what: str, call: Callable[[], Any]) -> Any:
+    """`call()`, an environment's method; whatever it raises becomes `EnvironmentFailure`."""
+    try:
+        return call()
+    except BaseException as error:
+        trace = "".join(traceback.format_exception(error))
+        print(trace, file=sys.stderr, end="")
+        raise EnvironmentFailure(
+            f"{type(error).__name__}: {error}",
+            "environment",
+            env=index,
+            call=clip_text(what),
+            traceback=clip_text(trace),
+        ) from None
+
+
+def obeyed(checked: tuple[Any, Violation | None]) -> Any:
+    """The value of a `spec.host_values` rule, or the contract failure of its violation.
+
+    The violation travels as its fields; `at_step` says whether it names the step (the client
+    knows which), and a shape travels as a list, anything else as text.
+    """
+    value, violation = checked
+    if violation is None:
+        return value
+    found = violation.value
+    record = {
+        "kind": violation.kind,
+        "field": violation.field,
+        "at_step": violation.step is not None,
+        "value": [int(n) for n in found] if violation.kind == "shape" else clip_text(str(found)),
+        "bound": clip_text(violation.bound),
+    }
+    raise EnvironmentFailure(violation.message, "contract", env=violation.env, violation=record)
 
 
 def error_reply(message: str, kind: str, **fields: Any) -> bytes:
     """The frame of a failed request: `{"ok": false, "error", "kind", ...fields}`."""
-    return encode_frame({"ok": False, "error": message, "kind": kind, **fields})
+    return encode_frame({"ok": False, "error": clip_text(message), "kind": kind, **fields})
 
 
 def read_exact(stream: BinaryIO, size: int) -> bytes | None:
@@ -281,28 +303,38 @@ def claim_channel() -> tuple[BinaryIO, BinaryIO]:
 def serve(
     server: GymServer | None, make_error: str, channel_in: BinaryIO, channel_out: BinaryIO
 ) -> int:
-    """Answer requests until `close`, end of input or a broken frame; return the exit code."""
+    """Answer requests until `close`, end of input or a broken frame; return the exit code.
+
+    A frame whose framing breaks (prefix, lengths, truncation) ends the server, since the
+    stream cannot be resynchronised; a whole frame whose header or arrays are malformed gets an
+    error reply and the server goes on with the next one.
+    """
     while True:
         try:
             prefix = read_exact(channel_in, PREFIX.size)
             if prefix is None:
+                if os.getpgrp() == os.getpid():
+                    end_group()
                 return EXIT_CLOSED
             body = read_exact(channel_in, decode_prefix(prefix))
             if body is None:
                 raise ProtocolError("bad frame: stream ended after the prefix")
-            header, arrays = decode_body(prefix, body)
         except ProtocolError as error:
             print(f"checked_rl.runtime.bridge.server: {error}", file=sys.stderr)
             channel_out.write(error_reply(str(error), "protocol"))
             return EXIT_BAD_FRAME
+        try:
+            header, arrays = decode_body(prefix, body)
+        except ProtocolError as error:
+            channel_out.write(error_reply(str(error), "protocol"))
+            continue
         if server is None:
             channel_out.write(error_reply(make_error, "make"))
-            if header.get("cmd") == "close":
+            if header == {"cmd": "close"}:
                 return EXIT_MAKE_FAILED
             continue
         channel_out.write(server.handle(header, arrays))
-        if header.get("cmd") == "close":
-            server.close()
+        if server.closed:
             return EXIT_CLOSED
 
 
@@ -314,13 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--make-kwargs", default="{}", help="JSON object of gymnasium.make kwargs")
     args = parser.parse_args(argv)
     channel_in, channel_out = claim_channel()
+    watch_client()
     server, make_error = None, ""
     try:
         make_kwargs = json.loads(args.make_kwargs)
         if not isinstance(make_kwargs, dict):
             raise ValueError(f"--make-kwargs must be a JSON object, got {args.make_kwargs!r}")
         server = GymServer(args.env_id, args.num_envs, make_kwargs)
-    except Exception as error:
+    except BaseException as error:
         make_error = f"could not make {args.env_id!r}: {type(error).__name__}: {error}"
         print(f"checked_rl.runtime.bridge.server: {make_error}", file=sys.stderr)
     try:

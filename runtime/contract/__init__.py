@@ -13,7 +13,9 @@ Imports run one way: `records` <- `extremes` <- `rules`, and `records` <- `host`
 
 from checked_rl.runtime.contract.host import (
     check_host_observations,
+    host_result,
     observation_structure_violation,
+    real_flag,
     real_reward,
 )
 from checked_rl.runtime.contract.records import (
@@ -31,8 +33,10 @@ __all__ = [
     "check_host_observations",
     "check_observation",
     "check_transition",
+    "host_result",
     "numpy_dtype",
     "observation_structure_violation",
+    "real_flag",
     "real_reward",
     "to_numpy",
 ]

@@ -21,6 +21,9 @@ __all__ = ["TORCH_TO_NUMPY", "ContractViolation", "Transition", "numpy_dtype", "
 TORCH_TO_NUMPY = {
     torch.bool: np.dtype(np.bool_),
     torch.uint8: np.dtype(np.uint8),
+    torch.uint16: np.dtype(np.uint16),
+    torch.uint32: np.dtype(np.uint32),
+    torch.uint64: np.dtype(np.uint64),
     torch.int8: np.dtype(np.int8),
     torch.int16: np.dtype(np.int16),
     torch.int32: np.dtype(np.int32),
@@ -32,7 +35,7 @@ TORCH_TO_NUMPY = {
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
-    """The NumPy dtype of a torch dtype (bool, integers, float16/32/64)."""
+    """The NumPy dtype of a torch dtype (bool, signed and unsigned integers, float16/32/64)."""
     if dtype not in TORCH_TO_NUMPY:
         raise ValueError(
             f"numpy_dtype: expected one of {sorted(map(str, TORCH_TO_NUMPY))}, got {dtype}"

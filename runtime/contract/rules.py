@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Shaped
 from torch import Tensor
 
+from checked_rl.runtime.contract import report
 from checked_rl.runtime.contract.extremes import contract_limits, values_valid
 from checked_rl.runtime.contract.records import (
     TORCH_TO_NUMPY,
@@ -165,7 +166,7 @@ def check_transition(
         return
     _reject(
         _unmapped_dtype(contract, transition.observation, "observation", step)
-        or spec_contract.violations(contract, transition.numpy(), step=step)
+        or report.violations(contract, transition.numpy(), step=step)
     )
 
 
@@ -207,7 +208,5 @@ def check_observation(
             return
     _reject(
         _unmapped_dtype(contract, observation, field, step)
-        or spec_contract.observation_violations(
-            contract, to_numpy(observation), field=field, step=step
-        )
+        or report.observation_violations(contract, to_numpy(observation), field=field, step=step)
     )

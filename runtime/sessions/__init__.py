@@ -22,6 +22,7 @@ import torch
 
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
+    EnvironmentCloseError,
     EnvironmentStepError,
     SessionStateError,
     StateNotCapturedError,
@@ -39,6 +40,7 @@ __all__ = [
     "SPEC_ENVIRONMENTS",
     "TORCH_ENVIRONMENTS",
     "CheckedSession",
+    "EnvironmentCloseError",
     "EnvironmentStepError",
     "GymnasiumSession",
     "SessionStateError",
@@ -101,7 +103,8 @@ def make_session(
         num_envs: the number N of environments.
         device: where the session's tensors live; sessions of `CPU_ONLY_KINDS` (`spec`,
             `gymnasium`) stay on the CPU.
-        seed: when given, the session is reset with it before it is returned.
+        seed: when given, the session is reset with it before it is returned (a reset that
+            raises closes the session: no server outlives the error).
         dtype: `torch`: the environment's floating dtype; the other kinds: the dtype of
             rewards (float32 by default). Observations keep the environment's dtype.
         make_kwargs: `spec` and `torch`: fields of the spec environment's `Params` (e.g.
@@ -148,7 +151,14 @@ def make_session(
             env_id, num_envs=num_envs, make_kwargs=make_kwargs, device=device, **options
         )
     if seed is not None:
-        session.reset(seed=seed)
+        try:
+            session.reset(seed=seed)
+        except BaseException as error:
+            try:
+                session.close()
+            except EnvironmentCloseError as failure:
+                error.add_note(str(failure))
+            raise
     return session
 
 

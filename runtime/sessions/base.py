@@ -41,6 +41,7 @@ from checked_rl.runtime.shapes import TypeCheckError
 
 __all__ = [
     "CheckedSession",
+    "EnvironmentCloseError",
     "EnvironmentStepError",
     "SessionStateError",
     "StateNotCapturedError",
@@ -74,6 +75,20 @@ class EnvironmentStepError(RuntimeError):
 
     The original exception is chained as `__cause__`.
     """
+
+
+class EnvironmentCloseError(RuntimeError):
+    """Some environments' `close()` raised; the message names each and what it raised.
+
+    `close` closes every environment before raising this, so nothing is left open.
+    """
+
+    @classmethod
+    def of(cls, name: str, env: int, what: str, count: int) -> Self:
+        """The error of `count` failed closes, the first of environment `env`, which raised
+        `what` ("RuntimeError: ...")."""
+        first = f"first in environment {env}: {what}"
+        return cls(f"{name}: close() raised in {count} environment(s), {first}")
 
 
 class CheckedSession(ABC):
@@ -143,7 +158,7 @@ class CheckedSession(ABC):
         try:
             observation = self._reset(seed)
             check_observation(self.contract, observation)
-        except Exception as error:
+        except BaseException as error:
             self._refusal = f"reset raised {type(error).__name__} ({error}); call reset() again"
             raise
         self._observation = observation
@@ -204,7 +219,7 @@ class CheckedSession(ABC):
             )
             check_transition(self.contract, transition, step=step)
             self._observation = self._observe()
-        except Exception as error:
+        except BaseException as error:
             self._observation = None
             self._refusal = f"step {step} raised {type(error).__name__} ({error}); call reset()"
             raise
@@ -270,7 +285,12 @@ class CheckedSession(ABC):
         self._refusal = None
 
     def close(self) -> None:
-        """Release the environments; idempotent. A closed session cannot be used again."""
+        """Release the environments; idempotent. A closed session cannot be used again.
+
+        Raises:
+            EnvironmentCloseError: some environment's `close()` raised (every other one is
+                closed all the same).
+        """
         if not self._closed:
             self._closed = True
             self._refusal = "it is closed"
@@ -285,7 +305,14 @@ class CheckedSession(ABC):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        """Close; a failing close does not hide the exception that ended the block (it becomes
+        a note on it), and is raised when the block ended normally."""
+        try:
+            self.close()
+        except EnvironmentCloseError as failure:
+            if exc is None:
+                raise
+            exc.add_note(str(failure))
 
     def __repr__(self) -> str:
         return (

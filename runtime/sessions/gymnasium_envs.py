@@ -7,6 +7,14 @@ generator), so the transition keeps the true final observation and no step is wa
 `reset(seed=s)` calls `env_i.reset(seed=s + i)`: environment i starts exactly where Gymnasium's
 own `reset(seed=s + i)` starts. The environments are arbitrary Python objects, so the session
 cannot capture their state: `state_dict` and `load_state_dict` raise `StateNotCapturedError`.
+
+Whatever an environment hands over passes the rules of `spec.host_values` (a reset or step
+result of the right form, a real scalar reward, bool flags, observations of the space's shape
+and dtype), which the bridge's servers apply too, so both kinds give one verdict. Whatever an
+environment raises, `SystemExit` and other `BaseException`s included, becomes
+`EnvironmentStepError`; only the user's own Ctrl-C goes through as `KeyboardInterrupt`
+(`runtime.sessions.interrupts`). `close` closes every environment and then raises
+`EnvironmentCloseError` naming those whose `close()` raised.
 """
 
 from collections.abc import Sequence
@@ -16,13 +24,21 @@ import gymnasium
 import torch
 from torch import Tensor
 
-from checked_rl.runtime.contract import Contract, check_host_observations, real_reward
+from checked_rl.runtime.contract import (
+    Contract,
+    check_host_observations,
+    host_result,
+    real_flag,
+    real_reward,
+)
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
+    EnvironmentCloseError,
     EnvironmentStepError,
     host_env_step,
 )
+from checked_rl.runtime.sessions.interrupts import InterruptWatch
 
 __all__ = ["GymnasiumSession"]
 
@@ -68,6 +84,7 @@ class GymnasiumSession(CheckedSession):
         self.reward_dtype = reward_dtype
         self.name = first.spec.id if first.spec is not None else type(first.unwrapped).__name__
         self._observations: list[Any] = []
+        self._watch = InterruptWatch()
 
     @classmethod
     def from_id(
@@ -88,25 +105,29 @@ class GymnasiumSession(CheckedSession):
 
     def _reset(self, seed: int | None) -> Tensor:
         self._observations = []
-        for i in range(self.num_envs):
-            env_seed = None if seed is None else seed + i
-            reset = self._call(i, None, "reset", lambda env, s=env_seed: env.reset(seed=s)[0])
-            self._observations.append(reset)
+        with self._watch:
+            for i in range(self.num_envs):
+                env_seed = None if seed is None else seed + i
+                result = self._call(i, None, "reset", lambda env, s=env_seed: env.reset(seed=s))
+                self._observations.append(host_result(result, "reset", env=i, step=None)[0])
         return self._observe()
 
     def _step(self, actions: Tensor, step: int) -> EnvStep:
         next_observations, rewards, terminated, truncated = [], [], [], []
-        for i, action in enumerate(actions.tolist()):
-            observation, reward, term, trunc, _ = self._call(
-                i, step, f"step (action {action})", lambda env, a=action: env.step(a)
-            )
-            next_observations.append(observation)
-            rewards.append(real_reward(reward, env=i, step=step))
-            terminated.append(bool(term))
-            truncated.append(bool(trunc))
-            if term or trunc:
-                observation = self._call(i, step, "auto-reset", lambda env: env.reset()[0])
-            self._observations[i] = observation
+        with self._watch:
+            for i, action in enumerate(actions.tolist()):
+                result = self._call(
+                    i, step, f"step (action {action})", lambda env, a=action: env.step(a)
+                )
+                observation, reward, term, trunc, _ = host_result(result, "step", env=i, step=step)
+                next_observations.append(observation)
+                rewards.append(real_reward(reward, env=i, step=step))
+                terminated.append(real_flag(term, "terminated", env=i, step=step))
+                truncated.append(real_flag(trunc, "truncated", env=i, step=step))
+                if terminated[-1] or truncated[-1]:
+                    result = self._call(i, step, "auto-reset", lambda env: env.reset())
+                    observation = host_result(result, "reset", env=i, step=None)[0]
+                self._observations[i] = observation
         return host_env_step(
             self.contract,
             next_observations,
@@ -123,15 +144,29 @@ class GymnasiumSession(CheckedSession):
         )
 
     def _call(self, i: int, step: int | None, what: str, call: Any) -> Any:
-        """`call(envs[i])`, wrapping any exception in `EnvironmentStepError` naming env and step."""
+        """`call(envs[i])`, wrapping whatever it raises in `EnvironmentStepError` naming the
+        environment and the step: also `SystemExit`, `GeneratorExit` and any `BaseException`
+        (an environment may not end the process), and `KeyboardInterrupt` unless the user
+        pressed Ctrl-C meanwhile (`InterruptWatch`), which is let through."""
         try:
             return call(self.envs[i])
-        except Exception as error:
+        except BaseException as error:
+            if self._watch.from_user():
+                raise
             at = "" if step is None else f" at step {step}"
             raise EnvironmentStepError(
                 f"{self.name} environment {i} raised in {what}{at}: {type(error).__name__}: {error}"
             ) from error
 
     def _close(self) -> None:
-        for env in self.envs:
-            env.close()
+        failures = []
+        with self._watch:
+            for i, env in enumerate(self.envs):
+                try:
+                    env.close()
+                except BaseException as error:
+                    if self._watch.from_user():
+                        raise
+                    failures.append((i, f"{type(error).__name__}: {error}"))
+        if failures:
+            raise EnvironmentCloseError.of(self.name, *failures[0], len(failures))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from checked_rl.runtime.bridge.messages import ReplySchema
 from checked_rl.runtime.bridge.processes import (
     DEFAULT_STARTUP_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -25,9 +26,14 @@ from checked_rl.runtime.bridge.processes import (
     ServerProcess,
 )
 from checked_rl.runtime.bridge.protocol import Message
-from checked_rl.runtime.contract import Contract, observation_structure_violation
+from checked_rl.runtime.contract import Contract, ContractViolation
 from checked_rl.runtime.envs.base import EnvStep
-from checked_rl.runtime.sessions.base import CheckedSession, EnvironmentStepError
+from checked_rl.runtime.sessions.base import (
+    CheckedSession,
+    EnvironmentCloseError,
+    EnvironmentStepError,
+)
+from checked_rl.spec.contract import Violation
 
 __all__ = ["DEFAULT_TIMEOUT", "BridgeError", "SubprocessSession", "space_from_description"]
 
@@ -57,11 +63,15 @@ class SubprocessSession(CheckedSession):
         BridgeError: a server could not start, make its environments, or answer in time.
         ValueError: the spaces are not a `Box` and a `Discrete` starting at 0.
 
+    The servers apply the rules of `spec.host_values` as the in-process session does, so a
+    value it refuses (a string reward, an array-valued flag, an observation of another shape or
+    dtype) is refused here with the same message, and the session stays resettable.
     While stepping, a broken contract raises `ContractViolation` and an exception inside an
-    environment raises `EnvironmentStepError` (with the server's traceback as its
-    `server_traceback`), both naming the global environment index and the step; the servers
-    stay up and `reset` makes the session usable again. A server that crashes, hangs or breaks
-    the protocol raises `BridgeError`; every server is then killed and the session is done.
+    environment (also `SystemExit` or any `BaseException`) raises `EnvironmentStepError` (with
+    the server's traceback as its `server_traceback`), both naming the global environment
+    index and the step; the servers stay up and `reset` makes the session usable again. A
+    server that crashes, hangs or breaks the protocol raises `BridgeError`; every server is
+    then killed and the session is done.
     """
 
     kind = "gymnasium-subprocess"
@@ -94,6 +104,10 @@ class SubprocessSession(CheckedSession):
             observation_space = space_from_description(header["observation_space"], arrays)
             action_space = space_from_description(header["action_space"], {})
             contract = contract or Contract.from_spaces(observation_space, action_space)
+            for server in pool.servers:
+                server.schema = ReplySchema(
+                    server.num_envs, observation_space.shape, observation_space.dtype
+                )
         except BaseException:
             pool.kill()
             raise
@@ -145,7 +159,10 @@ class SubprocessSession(CheckedSession):
         return self._current
 
     def _close(self) -> None:
-        self.pool.close()
+        failures = self.pool.close()
+        if failures:
+            count = sum(failure[2] for failure in failures)
+            raise EnvironmentCloseError.of(self.name, *failures[0][:2], count)
 
     def _request(self, command: str, step: int | None, **parts: Any) -> list[Message]:
         """Send `command` to every server; raise the first error reply as the right exception."""
@@ -162,13 +179,20 @@ class SubprocessSession(CheckedSession):
         kind, message = header.get("kind"), header.get("error")
         env = server.first_env + int(header.get("env", 0))
         if kind == "contract":
-            return observation_structure_violation(
-                self.contract,
-                header["violation"],
-                header["value"],
-                field=header["field"],
-                env=env,
-                step=step,
+            record = header["violation"]
+            value = record["value"]
+            return ContractViolation(
+                [
+                    Violation(
+                        record["kind"],
+                        record["field"],
+                        env,
+                        step if record["at_step"] else None,
+                        None,
+                        tuple(value) if isinstance(value, list) else value,
+                        record["bound"],
+                    )
+                ]
             )
         if kind == "environment":
             at = "" if step is None else f" at step {step}"
