@@ -163,9 +163,9 @@ def sample_matches_spec(
     def prop(z: np.ndarray, data: st.DataObject) -> None:
         z = round_to_dtype(z, dtype)
         u = data.draw(
-            hnp.arrays(
-                np.float64, z.shape[:1], elements=st.floats(0.0, 1.0, exclude_max=True)
-            ).map(lambda a: round_to_dtype(a, dtype))
+            hnp.arrays(np.float64, z.shape[:1], elements=st.floats(0.0, 1.0, exclude_max=True)).map(
+                lambda a: round_to_dtype(a, dtype)
+            )
         )
         assume(np.all(u < 1.0))
         assume(np.all(_boundary_distance(z, u) > SAMPLE_MARGIN[dtype]))
