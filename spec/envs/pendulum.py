@@ -57,8 +57,16 @@ class Params:
 
     @property
     def max_cost(self) -> float:
-        """The largest cost of a step: `pi^2 + 0.1 max_speed^2 + 0.001 max_torque^2`."""
-        return float(np.pi**2 + 0.1 * self.max_speed**2 + 0.001 * self.max_torque**2)
+        """The largest cost of a step: `pi^2 + 0.1 max_speed^2 + 0.001 max_torque^2`, the last
+        term the larger of its float64 and float32 values (`step` computes it in the action's
+        dtype, as upstream).
+
+        >>> round(Params().max_cost, 6)
+        16.273604
+        """
+        torque32 = np.float32(self.max_torque)
+        torque_cost = max(0.001 * self.max_torque**2, float(0.001 * torque32**2))
+        return float(np.pi**2 + 0.1 * self.max_speed**2 + torque_cost)
 
 
 @dataclass(frozen=True)
