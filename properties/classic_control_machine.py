@@ -33,6 +33,7 @@ from checked_rl.properties.classic_control import (
     MAX_BATCH,
     action_tensor,
     check_auto_reset,
+    check_physics,
     check_step,
     observe64,
     set_states,
@@ -126,7 +127,8 @@ def classic_control_machine(
             n = self.env.num_envs
             actions = data.draw(st.lists(kit.actions, min_size=n, max_size=n), label="actions")
             out = self.env.step(action_tensor(kit, actions))
-            check_step(kit, params, self.twins, actions, out, tol)
+            expected = check_step(kit, params, self.twins, actions, out, tol)
+            check_physics(kit, params, self.env, out, expected, tol)
             check_auto_reset(kit, params, self.env, out)
             done = (out.terminated | out.truncated).tolist()
             copies = self._copies(stepped=True, done=done)

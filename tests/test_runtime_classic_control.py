@@ -188,3 +188,57 @@ def test_arguments_are_checked_with_one_line_errors() -> None:
         Acrobot(2).set_state(torch.zeros(2, 2), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match="num_envs must be at least 1"):
         MountainCarContinuous(0)
+
+
+@pytest.mark.parametrize("env_id", TWINS)
+def test_torch_resets_cover_the_spec_reset_box(env_id: str) -> None:
+    """Torch reset noise fills the spec's reset box: 4000 copies come within 1% of each side."""
+    env = TWINS[env_id](4000, dtype=torch.float64, seed=2)
+    physics, _ = env.get_state()
+    low, high = (np.asarray(bound) for bound in KITS[env_id].reset_box(env.params))
+    margin = 0.01 * (high - low)
+    got_low, got_high = physics.min(0).values.numpy(), physics.max(0).values.numpy()
+    assert np.all(got_low >= np.float32(low)) and np.all(got_high <= np.float32(high))
+    assert np.all(got_low <= low + margin) and np.all(got_high >= high - margin)
+
+
+def test_acrobot_torch_torque_noise_is_symmetric() -> None:
+    """From one state under zero torque, torch noise pushes copies both ways."""
+    params = acrobot.Params(torque_noise_max=0.5)
+    noisy = Acrobot(500, params, dtype=torch.float64, seed=0)
+    plain = Acrobot(500, dtype=torch.float64, seed=0)
+    start = torch.tensor([[0.3, -0.2, 0.5, 1.0]] * 500, dtype=torch.float64)
+    zero = torch.zeros(500, dtype=torch.int64)
+    for env in (noisy, plain):
+        env.set_state(start, zero)
+    deviation = (
+        noisy.step(zero + 1).next_observation[:, 5] - plain.step(zero + 1).next_observation[:, 5]
+    )
+    assert bool((deviation > 0).any()) and bool((deviation < 0).any())
+
+
+def test_acrobot_gymnasium_torque_noise_follows_the_spec() -> None:
+    """Gymnasium-seeded noise: copy i draws its noise where `spec.reset` left its generator."""
+    params = acrobot.Params(torque_noise_max=0.2, max_episode_steps=30)
+    env = Acrobot(2, params, dtype=torch.float64, reset_noise="gymnasium", seed=4)
+    states = [acrobot.reset(params, np.random.default_rng(4 + i))[0] for i in range(2)]
+    actions = np.random.default_rng(0).integers(3, size=(25, 2))
+    for row in actions:
+        out = env.step(torch.from_numpy(row))
+        for i, state in enumerate(states):
+            want = acrobot.step(params, state, int(row[i]))
+            got = out.next_observation[i].numpy()
+            np.testing.assert_allclose(got, want.observation, rtol=0, atol=1e-6)
+            states[i] = want.state
+
+
+def test_continuous_car_stores_float32_states_as_upstream() -> None:
+    """Upstream stores the continuous car's state in float32 after every step; so does the twin,
+    in float64 too."""
+    env = MountainCarContinuous(64, dtype=torch.float64, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        env.step(torch.rand((64, 1), generator=generator, dtype=torch.float64) * 4 - 2)
+        physics, steps = env.get_state()
+        stepped = steps > 0
+        assert torch.equal(physics[stepped], physics[stepped].float().double())
