@@ -33,8 +33,6 @@ def load_profile(default: str = "dev") -> str:
         settings.register_profile(name, profile)
     name = os.environ.get("HYPOTHESIS_PROFILE", default)
     if name not in PROFILES:
-        raise ValueError(
-            f"HYPOTHESIS_PROFILE must be one of {sorted(PROFILES)}, got {name!r}"
-        )
+        raise ValueError(f"HYPOTHESIS_PROFILE must be one of {sorted(PROFILES)}, got {name!r}")
     settings.load_profile(name)
     return name

@@ -171,9 +171,7 @@ def truncation_bootstraps_termination_does_not(
     def prop(arrays: RolloutArrays, gamma: float, lam: float, shift: float) -> None:
         base = gae(**arrays._asdict(), gamma=gamma, lam=lam)
         shifted_terminal = arrays.next_values + np.where(arrays.terminated, shift, 0.0)
-        moved = gae(
-            **arrays._replace(next_values=shifted_terminal)._asdict(), gamma=gamma, lam=lam
-        )
+        moved = gae(**arrays._replace(next_values=shifted_terminal)._asdict(), gamma=gamma, lam=lam)
         np.testing.assert_array_equal(moved, base, "a terminated step bootstrapped")
         cut = np.flatnonzero(arrays.truncated & ~arrays.terminated)
         assume(cut.size > 0)

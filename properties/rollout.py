@@ -57,8 +57,9 @@ def _random_policy(session: object, seed: int) -> ActorCritic:
     return policy.to(session.device)
 
 
-def _rollout(collect: Collect, make_session: MakeSession, horizon: int, num_envs: int,
-             seed: int) -> tuple[object, ActorCritic, Rollout]:
+def _rollout(
+    collect: Collect, make_session: MakeSession, horizon: int, num_envs: int, seed: int
+) -> tuple[object, ActorCritic, Rollout]:
     """A fresh session of `num_envs` reset with `seed`, a random policy, and the rollout of
     `horizon` steps it collected."""
     session = make_session(num_envs)
@@ -115,15 +116,19 @@ def rollout_records_policy_outputs(
             _, next_values = policy(
                 rollout.next_observations.reshape(flat, *session.observation_shape)
             )
-        log_probs = torch.log_softmax(logits, dim=-1).gather(
-            -1, rollout.actions.reshape(flat, 1)
-        )
+        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, rollout.actions.reshape(flat, 1))
         tolerance = POLICY_TOLERANCE[values.dtype]
-        for name, expected in (("values", values), ("next_values", next_values),
-                               ("log_probs", log_probs)):
+        for name, expected in (
+            ("values", values),
+            ("next_values", next_values),
+            ("log_probs", log_probs),
+        ):
             torch.testing.assert_close(
-                getattr(rollout, name), expected.reshape(horizon, num_envs),
-                rtol=tolerance, atol=tolerance, msg=lambda m, name=name: f"{name}: {m}",
+                getattr(rollout, name),
+                expected.reshape(horizon, num_envs),
+                rtol=tolerance,
+                atol=tolerance,
+                msg=lambda m, name=name: f"{name}: {m}",
             )
 
     return _reduce_examples(test)
@@ -179,15 +184,24 @@ def batch_matches_spec_gae(
             name: getattr(rollout, name).double().cpu().numpy()
             for name in ("rewards", "values", "next_values")
         }
-        flags = {name: getattr(rollout, name).cpu().numpy() for name in ("terminated",
-                                                                          "truncated")}
+        flags = {name: getattr(rollout, name).cpu().numpy() for name in ("terminated", "truncated")}
         for n in range(num_envs):
             trace = {name: column[:, n] for name, column in {**columns, **flags}.items()}
             expected = spec_returns.gae(**trace, gamma=gamma, lam=lam)
-            np.testing.assert_allclose(advantages[:, n], expected, rtol=tolerance,
-                                       atol=tolerance, err_msg=f"advantages of env {n}")
+            np.testing.assert_allclose(
+                advantages[:, n],
+                expected,
+                rtol=tolerance,
+                atol=tolerance,
+                err_msg=f"advantages of env {n}",
+            )
             expected = spec_returns.lambda_returns(**trace, gamma=gamma, lam=lam)
-            np.testing.assert_allclose(targets[:, n], expected, rtol=tolerance,
-                                       atol=tolerance, err_msg=f"value targets of env {n}")
+            np.testing.assert_allclose(
+                targets[:, n],
+                expected,
+                rtol=tolerance,
+                atol=tolerance,
+                err_msg=f"value targets of env {n}",
+            )
 
     return _reduce_examples(test)

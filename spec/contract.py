@@ -1,16 +1,25 @@
 """The trust-boundary contract: what a valid batch of transitions is, as a pure predicate.
 
-A `Contract` describes an environment with observations of shape `S` and `n_actions` discrete
-actions. A batch of `N` transitions (one per environment, all taken at the same step) is valid
-when, for every environment `i`:
+A `Contract` describes an environment with observations of shape `S` and either `n_actions`
+discrete actions or continuous actions in a box (`action_box`, a `spec.envs.base.Box` of shape
+`A`, bounds `[low, high]` and a float dtype). A batch of `N` transitions (one per environment,
+all taken at the same step) is valid when, for every environment `i`:
 
     observation[i], next_observation[i]   have shape S and the contract's dtype,
                                           are finite (if `finite_observations`),
                                           lie in [observation_low, observation_high] entrywise;
-    action[i]                             is an int64 in {0, ..., n_actions - 1};
+    action[i]                             discrete: is an int64 in {0, ..., n_actions - 1};
+                                          continuous: has shape A and the box's dtype, and
+                                          is finite (it may lie outside the box, see below);
     reward[i]                             is a float, finite (if `finite_rewards`),
                                           lies in [reward_range[0], reward_range[1]];
     terminated[i], truncated[i]           are bools, not both True (if `exclusive_flags`).
+
+A continuous action outside its box is valid and recorded as given: the environment clips it
+entrywise into `[low, high]` (`Box.clip`) before applying it, as Gymnasium's continuous
+environments do, and the transition keeps the unclipped action, so that a learner can evaluate
+the log-probability of the action its policy actually sampled. Only a non-finite entry is a
+violation ("finite"), since no clipping gives it a meaning.
 
 Bounds are closed and compared exactly in float64 (every float32 value is a float64 value), so a
 NaN is never inside any bound. `violations` lists every broken rule; the empty list means valid.
@@ -24,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from checked_rl.spec.envs.base import Box
 
 __all__ = [
     "FIELDS",
@@ -78,7 +89,8 @@ class Contract:
 
     Attributes:
         observation_shape: the shape `S` of one observation.
-        n_actions: valid actions are the integers `0 .. n_actions - 1`.
+        n_actions: valid actions are the integers `0 .. n_actions - 1`; None when the actions
+            are continuous (`action_box` given).
         observation_dtype: the dtype of observations (float32 unless set).
         finite_observations: observations must be free of NaN and infinities.
         finite_rewards: rewards must be free of NaN and infinities.
@@ -86,10 +98,13 @@ class Contract:
             `S` (stored as float64 arrays of shape `S`); None means unbounded on that side.
         reward_range: closed interval `(low, high)` for rewards, or None.
         exclusive_flags: `terminated` and `truncated` may not both be True.
+        action_box: for continuous actions (with `n_actions=None`), their `Box`: an action must
+            have its shape and dtype and be finite; values outside it are clipped by the
+            environment and recorded as given.
     """
 
     observation_shape: tuple[int, ...]
-    n_actions: int
+    n_actions: int | None
     observation_dtype: np.dtype[Any] = field(default_factory=lambda: np.dtype(np.float32))
     finite_observations: bool = True
     finite_rewards: bool = True
@@ -97,12 +112,19 @@ class Contract:
     observation_high: np.ndarray | None = None
     reward_range: tuple[float, float] | None = None
     exclusive_flags: bool = False
+    action_box: Box | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(int(size) for size in self.observation_shape)
         if any(size < 0 for size in shape):
             raise ValueError(f"Contract: observation_shape must be non-negative, got {shape}")
-        if int(self.n_actions) < 1:
+        if self.action_box is not None:
+            if self.n_actions is not None or not isinstance(self.action_box, Box):
+                raise ValueError(
+                    "Contract: continuous actions take n_actions=None and a Box action_box, "
+                    f"got n_actions={self.n_actions!r}, action_box={self.action_box!r}"
+                )
+        elif self.n_actions is None or int(self.n_actions) < 1:
             raise ValueError(f"Contract: n_actions must be at least 1, got {self.n_actions}")
         low = _bound_array(self.observation_low, shape, "observation_low")
         high = _bound_array(self.observation_high, shape, "observation_high")
@@ -120,11 +142,17 @@ class Contract:
                 )
             reward_range = (reward_low, reward_high)
         object.__setattr__(self, "observation_shape", shape)
-        object.__setattr__(self, "n_actions", int(self.n_actions))
+        if self.n_actions is not None:
+            object.__setattr__(self, "n_actions", int(self.n_actions))
         object.__setattr__(self, "observation_dtype", np.dtype(self.observation_dtype))
         object.__setattr__(self, "observation_low", low)
         object.__setattr__(self, "observation_high", high)
         object.__setattr__(self, "reward_range", reward_range)
+
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are continuous (the contract has an `action_box`)."""
+        return self.action_box is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,6 +220,9 @@ def _structure_violations(
     sizes = [size[0] for size in sizes if size]
     n = max(sizes, key=sizes.count) if sizes else None
     expected_shapes = {name: (n,) for name in FIELDS}
+    box = contract.action_box
+    if box is not None:
+        expected_shapes["action"] = (n, *box.shape)
     for name in _OBSERVATION_FIELDS:
         expected_shapes[name] = (n, *contract.observation_shape)
     for name in FIELDS:
@@ -208,6 +239,8 @@ def _structure_violations(
         dtype = array.dtype
         if name in _OBSERVATION_FIELDS:
             ok, expected = dtype == contract.observation_dtype, str(contract.observation_dtype)
+        elif name == "action" and box is not None:
+            ok, expected = dtype == box.dtype, str(box.dtype)
         elif name == "action":
             ok, expected = dtype == np.int64, "int64"
         elif name == "reward":
@@ -256,7 +289,14 @@ def _env_violations(
     """Every value violation of environment `env`, in field order."""
     found = _observation_violations(contract, "observation", transition.observation[env], env, step)
     action = transition.action[env]
-    if not 0 <= action < contract.n_actions:
+    if contract.action_box is not None:
+        for entry in np.ndindex(*contract.action_box.shape):
+            if not np.isfinite(action[entry]):
+                value = action[entry]
+                found.append(
+                    Violation("finite", "action", env, step, entry, value, "is not finite")
+                )
+    elif not 0 <= action < contract.n_actions:
         bound = f"is not an action in [0, {contract.n_actions})"
         found.append(Violation("action", "action", env, step, None, action, bound))
     reward = transition.reward[env]

@@ -170,8 +170,8 @@ def test_make_session_same_seed_same_start_across_kinds() -> None:
     ("args", "kwargs", "fragment"),
     [
         (("pybullet",), {}, "kind must be one of ['spec', 'torch', 'gymnasium'"),
-        (("spec", "Pong-v5"), {}, "provide the environments ['CartPole-v1', 'GridWorld-v0']"),
-        (("torch", "Acrobot-v1"), {}, "provide the environments ['CartPole-v1'"),
+        (("spec", "Pong-v5"), {}, "provide the environments ['Acrobot-v1', 'CartPole-v1',"),
+        (("torch", "Pong-v5"), {}, "provide the environments ['Acrobot-v1', 'CartPole-v1',"),
         (("spec",), {"device": "cuda"}, "run on the CPU"),
         (("spec",), {"make_kwargs": {"gravity_": 1.0}}, "unknown make_kwargs ['gravity_']"),
     ],

@@ -84,9 +84,7 @@ def _width(dtype: np.dtype[Any]) -> int:
 @st.composite
 def contracts(draw: st.DrawFn) -> Contract:
     """Contracts with small observation shapes and every optional rule on or off."""
-    shape = tuple(
-        draw(st.lists(st.integers(1, MAX_AXIS_SIZE), max_size=MAX_OBSERVATION_AXES))
-    )
+    shape = tuple(draw(st.lists(st.integers(1, MAX_AXIS_SIZE), max_size=MAX_OBSERVATION_AXES)))
     dtype = draw(st.sampled_from(OBSERVATION_DTYPES))
     # `+ 0.0` turns -0.0 into 0.0, so that sorted pairs are ordered for Hypothesis too.
     bound = st.floats(-BOUND_MAGNITUDE, BOUND_MAGNITUDE, width=_width(dtype)).map(lambda x: x + 0.0)

@@ -66,7 +66,9 @@ Outcome = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 COMPILE_ERRORS: tuple[type[Exception], ...] = (
     torch._dynamo.exc.BackendCompilerFailed,  # inductor wraps its failures in InductorError
-    torch._inductor.exc.TritonMissing, torch._inductor.exc.GPUTooOldForTriton, OSError,
+    torch._inductor.exc.TritonMissing,
+    torch._inductor.exc.GPUTooOldForTriton,
+    OSError,
 )
 """What compiling `fused_advance` raises where it cannot be (no C++ compiler, no Triton)."""
 

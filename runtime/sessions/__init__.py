@@ -70,14 +70,18 @@ GYMNASIUM_KINDS = tuple(
 (`takes_gymnasium_ids`)."""
 
 SPEC_ENVIRONMENTS = {
+    "Acrobot-v1": "checked_rl.spec.envs.acrobot",
     "CartPole-v1": "checked_rl.spec.envs.cartpole",
     "GridWorld-v0": "checked_rl.spec.envs.gridworld",
+    "MountainCar-v0": "checked_rl.spec.envs.mountain_car",
 }
 """Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
 
 TORCH_ENVIRONMENTS = {
+    "Acrobot-v1": "checked_rl.runtime.envs.acrobot:Acrobot",
     "CartPole-v1": "checked_rl.runtime.envs.cartpole:CartPole",
     "GridWorld-v0": "checked_rl.runtime.envs.gridworld:GridWorld",
+    "MountainCar-v0": "checked_rl.runtime.envs.mountain_car:MountainCar",
 }
 """Environment ids of the torch sessions: `module:class` of the batched environment, whose
 constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""

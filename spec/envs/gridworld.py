@@ -62,8 +62,7 @@ class Params:
             raise ValueError(f"GridWorld Params.start and goal must differ, both are {self.start}")
         if self.observation not in ENCODINGS:
             raise ValueError(
-                f"GridWorld Params.observation must be one of {ENCODINGS}, "
-                f"got {self.observation!r}"
+                f"GridWorld Params.observation must be one of {ENCODINGS}, got {self.observation!r}"
             )
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ValueError(
