@@ -6,6 +6,7 @@
 | `torch`                  | one batched torch environment                  | CPU / CUDA | yes   |
 | `gymnasium`              | N Gymnasium environments in this process       | CPU        | no    |
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
+| `gymnasium-vector`       | one Gymnasium `VectorEnv`, any autoreset mode  | CPU        | no    |
 
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
 where they cannot, both raise `StateNotCapturedError` naming the kind (a `torch` session over a
@@ -30,6 +31,7 @@ from checked_rl.runtime.sessions.batched_envs import TorchSession
 from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
 from checked_rl.runtime.sessions.spec_envs import SpecSession
 from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
+from checked_rl.runtime.sessions.vector_envs import VectorSession
 
 __all__ = [
     "CPU_ONLY_KINDS",
@@ -46,12 +48,13 @@ __all__ = [
     "StateNotCapturedError",
     "SubprocessSession",
     "TorchSession",
+    "VectorSession",
     "make_session",
 ]
 
 SESSION_CLASSES: dict[str, type[CheckedSession]] = {
     session.kind: session
-    for session in (SpecSession, TorchSession, GymnasiumSession, SubprocessSession)
+    for session in (SpecSession, TorchSession, GymnasiumSession, SubprocessSession, VectorSession)
 }
 """The session class of each kind (its `kind` attribute names it)."""
 
@@ -109,7 +112,10 @@ def make_session(
             environment's constructor (e.g. `reset_noise="gymnasium"`); Gymnasium kinds:
             keyword arguments of `gymnasium.make`.
         options: passed on to the session's constructor (e.g. `contract=`, or `num_servers=`
-            and `timeout=` for `gymnasium-subprocess`).
+            and `timeout=` for `gymnasium-subprocess`; `vectorization_mode=` and
+            `autoreset_mode=` for `gymnasium-vector` (see `VectorSession.from_id`), or
+            `vector_env=` an existing `gymnasium.vector.VectorEnv`, then `env_id` is unused and
+            `num_envs` must be 1 or its `num_envs`).
 
     Raises:
         ValueError: unknown `kind`, a device other than the CPU for a kind of `CPU_ONLY_KINDS`,
@@ -143,6 +149,16 @@ def make_session(
         session = TorchSession(env, **options)
     elif kind == "gymnasium":
         session = GymnasiumSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
+    elif kind == "gymnasium-vector" and "vector_env" in options:
+        vector_env = options.pop("vector_env")
+        if num_envs not in (1, getattr(vector_env, "num_envs", num_envs)):
+            raise ValueError(
+                f"make_session: num_envs={num_envs} but the vector_env has "
+                f"{vector_env.num_envs} copies"
+            )
+        session = VectorSession(vector_env, **options)
+    elif kind == "gymnasium-vector":
+        session = VectorSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
     else:
         session = SubprocessSession(
             env_id, num_envs=num_envs, make_kwargs=make_kwargs, device=device, **options
