@@ -16,6 +16,6 @@ works after `import checked_rl`, and `"checked_rl:checked_rl/<Id>"` without it.
 
 __version__ = "0.2.0"
 
-from checked_rl.runtime.batched_vector_env import register_vector_envs  # noqa: E402
+from checked_rl.runtime.batched_vector_env import register_vector_envs
 
 register_vector_envs()

@@ -3,7 +3,7 @@
 After `import checked_rl`, every environment of `runtime.sessions.TORCH_ENVIRONMENTS` is
 registered with Gymnasium as `checked_rl/<Id>` with a vector entry point, so
 
-    gymnasium.make_vec("checked_rl/CartPole-v1", num_envs=8, vectorization_mode="vector_entry_point")
+    gymnasium.make_vec("checked_rl/CartPole-v1", 8, vectorization_mode="vector_entry_point")
 
 (or `"checked_rl:checked_rl/CartPole-v1"` without importing `checked_rl` first) gives a
 `BatchedVectorEnv`: a `gymnasium.vector.VectorEnv` with same-step autoreset
