@@ -95,36 +95,32 @@ class VectorSession(CheckedSession):
         env_id: str,
         num_envs: int = 1,
         *,
-        vectorization_mode: str = "sync",
+        vectorization_mode: str | None = None,
         autoreset_mode: str | AutoresetMode = "next-step",
         make_kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> Self:
         """`gymnasium.make_vec(env_id, num_envs, vectorization_mode, **make_kwargs)`.
 
+        `vectorization_mode`: "sync", "async" or "vector_entry_point"; None (default): the
+        id's vector entry point where it has one (the `checked_rl/<Id>` ones), else "sync".
         `autoreset_mode` ("next-step", Gymnasium's default, "same-step" or "disabled") is
-        passed to the sync and async vector environments; a `vector_entry_point` one has its
-        own (the `checked_rl/<Id>` ones: same-step).
+        passed to the sync and async vector environments; a vector entry point has its own
+        (the `checked_rl/<Id>` ones: same-step).
         """
         if num_envs < 1:
             raise ValueError(f"VectorSession.from_id: num_envs must be at least 1, got {num_envs}")
+        if vectorization_mode is None:
+            has_entry = gymnasium.spec(env_id).vector_entry_point is not None
+            vectorization_mode = "vector_entry_point" if has_entry else "sync"
         if vectorization_mode not in VECTORIZATION_MODES:
             raise ValueError(
                 f"VectorSession.from_id: vectorization_mode must be one of "
                 f"{list(VECTORIZATION_MODES)}, got {vectorization_mode!r}"
             )
-        mode = AUTORESET_MODES.get(str(autoreset_mode), autoreset_mode)
-        if not isinstance(mode, AutoresetMode):
-            try:
-                mode = AutoresetMode(mode)
-            except ValueError:
-                raise ValueError(
-                    f"VectorSession.from_id: autoreset_mode must be one of "
-                    f"{list(AUTORESET_MODES)}, got {autoreset_mode!r}"
-                ) from None
-        vector_kwargs = {} if vectorization_mode == "vector_entry_point" else {
-            "autoreset_mode": mode
-        }
+        vector_kwargs = {}
+        if vectorization_mode != "vector_entry_point":
+            vector_kwargs["autoreset_mode"] = _autoreset_mode(autoreset_mode)
         vector_env = gymnasium.make_vec(
             env_id,
             num_envs=num_envs,
@@ -206,6 +202,21 @@ class VectorSession(CheckedSession):
             raise EnvironmentStepError(
                 f"{self.name} raised in {what}{at}: {type(error).__name__}: {error}"
             ) from error
+
+
+def _autoreset_mode(name: str | AutoresetMode) -> AutoresetMode:
+    """`name` (a key of `AUTORESET_MODES` or Gymnasium's value) as an `AutoresetMode`."""
+    if isinstance(name, AutoresetMode):
+        return name
+    if name in AUTORESET_MODES:
+        return AUTORESET_MODES[name]
+    try:
+        return AutoresetMode(name)
+    except ValueError:
+        raise ValueError(
+            f"VectorSession.from_id: autoreset_mode must be one of {list(AUTORESET_MODES)}, "
+            f"got {name!r}"
+        ) from None
 
 
 def _host_array(value: Any) -> np.ndarray:
