@@ -1,0 +1,80 @@
+"""Policy math on extreme logits, and inputs left alone: naive and in-place implementations
+fail, `runtime.distributions` and `runtime.returns` pass."""
+
+import pytest
+import torch
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from checked_rl.properties.policy_robustness import (
+    entropy_is_robust,
+    leaves_inputs_unchanged,
+    log_softmax_is_robust,
+    logits_arguments,
+)
+from checked_rl.runtime import distributions, returns
+
+FAST = settings(max_examples=40, deadline=None, database=None)
+DTYPES = [torch.float32, torch.float64]
+
+
+def naive_log_softmax(z: torch.Tensor) -> torch.Tensor:
+    return z - torch.log(torch.exp(z).sum(-1, keepdim=True))
+
+
+def naive_entropy(z: torch.Tensor) -> torch.Tensor:
+    p = torch.softmax(z, -1)
+    return -(p * torch.log(p)).sum(-1)
+
+
+def in_place_log_softmax(z: torch.Tensor) -> torch.Tensor:
+    z -= z.max(-1, keepdim=True).values
+    return z - torch.log(torch.exp(z).sum(-1, keepdim=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_softmax_on_extreme_logits(dtype: torch.dtype) -> None:
+    FAST(log_softmax_is_robust(distributions.log_softmax, dtype=dtype))()
+    FAST(log_softmax_is_robust(in_place_log_softmax, dtype=dtype))()  # right values
+    with pytest.raises(AssertionError, match="not finite"):
+        FAST(log_softmax_is_robust(naive_log_softmax, dtype=dtype))()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_entropy_on_extreme_logits(dtype: torch.dtype) -> None:
+    FAST(entropy_is_robust(distributions.entropy, dtype=dtype))()
+    with pytest.raises(AssertionError, match="not finite"):
+        FAST(entropy_is_robust(naive_entropy, dtype=dtype))()
+
+
+@pytest.mark.parametrize(
+    "fn", [distributions.log_softmax, distributions.softmax, distributions.entropy,
+           distributions.greedy], ids=lambda fn: fn.__name__,
+)
+def test_policy_functions_leave_their_logits_unchanged(fn) -> None:
+    FAST(leaves_inputs_unchanged(fn, logits_arguments()))()
+
+
+def test_an_in_place_implementation_is_caught() -> None:
+    with pytest.raises(AssertionError, match="argument 0 was modified in place"):
+        FAST(leaves_inputs_unchanged(in_place_log_softmax, logits_arguments()))()
+
+
+@st.composite
+def rollout_tensors(draw: st.DrawFn) -> tuple[torch.Tensor, ...]:
+    """GAE arguments `[T, N]` as tensors: rewards, values, next values, flags."""
+    t, n = draw(st.integers(1, 8)), draw(st.integers(1, 4))
+    floats = st.lists(st.floats(-10, 10), min_size=t * n, max_size=t * n)
+    flags = st.lists(st.booleans(), min_size=t * n, max_size=t * n)
+    tensors = [torch.tensor(draw(floats), dtype=torch.float64).reshape(t, n) for _ in range(3)]
+    return (*tensors, *(torch.tensor(draw(flags)).reshape(t, n) for _ in range(2)))
+
+
+def test_gae_leaves_its_arguments_unchanged() -> None:
+    FAST(leaves_inputs_unchanged(
+        lambda rewards, values, next_values, terminated, truncated: returns.gae(
+            rewards=rewards, values=values, next_values=next_values, terminated=terminated,
+            truncated=truncated, gamma=0.99, lam=0.95,
+        ),
+        rollout_tensors(),
+    ))()
