@@ -34,6 +34,7 @@ __all__ = [
     "leaves_inputs_unchanged",
     "log_softmax_is_robust",
     "logits_arguments",
+    "rollout_arguments",
 ]
 
 MAX_LOGIT = {torch.float32: 1e37, torch.float64: 1e300}
@@ -134,3 +135,16 @@ def leaves_inputs_unchanged(
                 )
 
     return prop
+
+
+@st.composite
+def rollout_arguments(
+    draw: st.DrawFn, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, ...]:
+    """`(rewards, values, next_values, terminated, truncated)` as `[T, N]` tensors, for
+    `leaves_inputs_unchanged` on a batched function of a rollout (a GAE)."""
+    shape = (draw(st.integers(1, 8)), draw(st.integers(1, 4)))
+    floats = hnp.arrays(np.float64, shape, elements=st.floats(-10.0, 10.0))
+    flags = hnp.arrays(np.bool_, shape)
+    values = [torch.as_tensor(draw(floats), dtype=dtype) for _ in range(3)]
+    return (*values, *(torch.as_tensor(draw(flags)) for _ in range(2)))

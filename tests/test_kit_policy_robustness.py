@@ -4,13 +4,13 @@ fail, `runtime.distributions` and `runtime.returns` pass."""
 import pytest
 import torch
 from hypothesis import settings
-from hypothesis import strategies as st
 
 from checked_rl.properties.policy_robustness import (
     entropy_is_robust,
     leaves_inputs_unchanged,
     log_softmax_is_robust,
     logits_arguments,
+    rollout_arguments,
 )
 from checked_rl.runtime import distributions, returns
 
@@ -60,21 +60,11 @@ def test_an_in_place_implementation_is_caught() -> None:
         FAST(leaves_inputs_unchanged(in_place_log_softmax, logits_arguments()))()
 
 
-@st.composite
-def rollout_tensors(draw: st.DrawFn) -> tuple[torch.Tensor, ...]:
-    """GAE arguments `[T, N]` as tensors: rewards, values, next values, flags."""
-    t, n = draw(st.integers(1, 8)), draw(st.integers(1, 4))
-    floats = st.lists(st.floats(-10, 10), min_size=t * n, max_size=t * n)
-    flags = st.lists(st.booleans(), min_size=t * n, max_size=t * n)
-    tensors = [torch.tensor(draw(floats), dtype=torch.float64).reshape(t, n) for _ in range(3)]
-    return (*tensors, *(torch.tensor(draw(flags)).reshape(t, n) for _ in range(2)))
-
-
 def test_gae_leaves_its_arguments_unchanged() -> None:
     FAST(leaves_inputs_unchanged(
         lambda rewards, values, next_values, terminated, truncated: returns.gae(
             rewards=rewards, values=values, next_values=next_values, terminated=terminated,
             truncated=truncated, gamma=0.99, lam=0.95,
         ),
-        rollout_tensors(),
+        rollout_arguments(),
     ))()
