@@ -238,7 +238,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--autoreset-mode",
         choices=tuple(AUTORESET_MODES),
-        default="next-step",
+        default=None,
         help="gymnasium-vector with sync or async: the autoreset mode (default next-step)",
     )
     parser.add_argument(

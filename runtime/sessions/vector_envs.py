@@ -96,7 +96,7 @@ class VectorSession(CheckedSession):
         num_envs: int = 1,
         *,
         vectorization_mode: str | None = None,
-        autoreset_mode: str | AutoresetMode = "next-step",
+        autoreset_mode: str | AutoresetMode | None = None,
         make_kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> Self:
@@ -104,9 +104,9 @@ class VectorSession(CheckedSession):
 
         `vectorization_mode`: "sync", "async" or "vector_entry_point"; None (default): the
         id's vector entry point where it has one (the `checked_rl/<Id>` ones), else "sync".
-        `autoreset_mode` ("next-step", Gymnasium's default, "same-step" or "disabled") is
-        passed to the sync and async vector environments; a vector entry point has its own
-        (the `checked_rl/<Id>` ones: same-step).
+        `autoreset_mode` ("next-step", Gymnasium's default when None, "same-step" or
+        "disabled") is passed to the sync and async vector environments; a vector entry point
+        has its own (the `checked_rl/<Id>` ones: same-step), so giving one is an error.
         """
         if num_envs < 1:
             raise ValueError(f"VectorSession.from_id: num_envs must be at least 1, got {num_envs}")
@@ -120,7 +120,13 @@ class VectorSession(CheckedSession):
             )
         vector_kwargs = {}
         if vectorization_mode != "vector_entry_point":
-            vector_kwargs["autoreset_mode"] = _autoreset_mode(autoreset_mode)
+            vector_kwargs["autoreset_mode"] = _autoreset_mode(autoreset_mode or "next-step")
+        elif autoreset_mode is not None:
+            raise ValueError(
+                f"VectorSession.from_id: {env_id} is made by its vector entry point, which has "
+                f"its own autoreset mode; autoreset_mode={autoreset_mode!r} applies to "
+                f"vectorization_mode 'sync' or 'async'"
+            )
         vector_env = gymnasium.make_vec(
             env_id,
             num_envs=num_envs,
