@@ -159,6 +159,14 @@ def test_a_vector_session_over_an_existing_vector_env() -> None:
         make_session("gymnasium-vector", vector_env=make_vec(n=3), num_envs=2)
 
 
+def test_sync_and_async_default_to_gymnasiums_next_step_mode() -> None:
+    with VectorSession.from_id("CartPole-v1", 2, vectorization_mode="sync") as session:
+        assert session.autoreset_mode == AutoresetMode.NEXT_STEP
+    with VectorSession.from_id("checked_rl/CartPole-v1", 2) as session:  # its entry point
+        assert session.autoreset_mode == AutoresetMode.SAME_STEP
+        assert isinstance(session.vector_env, BatchedVectorEnv)
+
+
 def test_vector_session_errors_are_one_line() -> None:
     with pytest.raises(ValueError, match=r"expected a gymnasium\.vector\.VectorEnv"):
         VectorSession(gym.make("CartPole-v1"))

@@ -126,6 +126,8 @@ def test_a_clean_class_passes(folder: Path, vector: list[str]) -> None:
     completed = check_env(folder, "Clean", *vector)
     assert completed.returncode == 0, completed.stderr
     assert "violations: 0" in completed.stdout
+    kind = "gymnasium-vector" if vector else "gymnasium,"
+    assert f"check-env my_envs:Clean ({kind}" in completed.stdout
 
 
 @pytest.mark.parametrize(
