@@ -1,6 +1,8 @@
 """Policy math on extreme logits, and inputs left alone: naive and in-place implementations
 fail, `runtime.distributions` and `runtime.returns` pass."""
 
+import inspect
+
 import pytest
 import torch
 from hypothesis import settings
@@ -68,3 +70,32 @@ def test_gae_leaves_its_arguments_unchanged() -> None:
         ),
         rollout_arguments(),
     ))()
+
+
+def test_log_prob_and_sample_leave_their_arguments_unchanged() -> None:
+    def with_actions(logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        rows = logits.shape[0]
+        u = torch.full((rows,), 0.5, dtype=logits.dtype)
+        return logits, torch.zeros(rows, dtype=torch.int64), u
+
+    arguments = logits_arguments().map(lambda args: with_actions(*args))
+    FAST(leaves_inputs_unchanged(lambda z, a, u: distributions.log_prob(z, a), arguments))()
+    FAST(leaves_inputs_unchanged(lambda z, a, u: distributions.sample(z, u), arguments))()
+
+
+@pytest.mark.parametrize(
+    "name", ["td_residuals", "lambda_returns", "discounted_returns", "normalize_advantages"]
+)
+def test_every_returns_function_leaves_its_arguments_unchanged(name: str) -> None:
+    fn = getattr(returns, name)
+    accepted = inspect.signature(fn).parameters
+    fields = ("rewards", "values", "next_values", "terminated", "truncated")
+
+    def call(*args: torch.Tensor) -> torch.Tensor:
+        if name == "normalize_advantages":
+            return fn(args[0])
+        kwargs = {f: a for f, a in zip(fields, args, strict=True) if f in accepted}
+        scalars = {k: v for k, v in {"gamma": 0.9, "lam": 0.8}.items() if k in accepted}
+        return fn(**kwargs, **scalars)
+
+    FAST(leaves_inputs_unchanged(call, rollout_arguments()))()

@@ -33,6 +33,9 @@ def test_every_runtime_environment_is_registered() -> None:
         assert env.action_space == gym.spaces.MultiDiscrete([env.single_action_space.n] * N)
         observation, _ = env.reset(seed=0)
         assert observation in env.observation_space
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert reward.dtype == np.float64 and reward.shape == (N,)  # as SyncVectorEnv's
+        assert terminated.dtype == truncated.dtype == np.bool_
         env.close()
         env.close()  # safe twice
 
@@ -201,3 +204,12 @@ def test_a_vector_session_checks_the_contract() -> None:
         session.step_checked(torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ContractViolation, match=r"next_observation\[env 1, step 5\]"):
         session.step_checked(torch.zeros(2, dtype=torch.int64))
+
+
+def test_gymnasium_reset_noise_keeps_rewards_in_float64() -> None:
+    """Rewards that float32 cannot hold (Pendulum's) must reach the caller as Gymnasium's."""
+    env = make_vec(reset_noise="gymnasium")
+    env.reset(seed=0)
+    transition = env.session.step_checked(torch.zeros(N, dtype=torch.int64))
+    assert transition.reward.dtype == torch.float64
+    env.close()
