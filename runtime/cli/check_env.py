@@ -73,7 +73,8 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
     The session is reset with `seed`, the actions are drawn from a torch generator seeded with
     `seed`; after a violation the session is reset (without a seed) and the check goes on.
     Whatever the environment raises at reset or at a step (`BaseException` but Ctrl-C's
-    `KeyboardInterrupt`, so `SystemExit` too) is a violation, never the end of the check.
+    `KeyboardInterrupt`, so `SystemExit` too) is a violation, never the end of the check; a
+    `BridgeError` (a server that crashed or hung) ends it and is raised.
     """
     report = CheckReport()
     generator = torch.Generator().manual_seed(seed)
@@ -85,7 +86,7 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
         report.steps += 1
         try:
             transition = session.step_checked(actions)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, BridgeError):  # Ctrl-C; a dead server: reported by run()
             raise
         except (ContractViolation, EnvironmentStepError) as error:
             report.violations.append(str(error))
@@ -109,7 +110,7 @@ def _reset(session: CheckedSession, seed: int | None, report: CheckReport) -> to
     while len(report.violations) < MAX_VIOLATIONS:
         try:
             return session.reset(seed=seed)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, BridgeError):
             raise
         except (ContractViolation, EnvironmentStepError) as error:
             report.violations.append(f"reset: {error}")
