@@ -1,7 +1,8 @@
 """The runtime environments as Gymnasium vector environments: `checked_rl/<Id>` for `make_vec`.
 
 After `import checked_rl`, every environment of `runtime.sessions.TORCH_ENVIRONMENTS` is
-registered with Gymnasium as `checked_rl/<Id>` with a vector entry point, so
+registered with Gymnasium as `checked_rl/<Id>` with a vector entry point
+(`runtime.env_registry.register_vector_envs`), so
 
     gymnasium.make_vec("checked_rl/CartPole-v1", 8, vectorization_mode="vector_entry_point")
 
@@ -38,17 +39,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from checked_rl.runtime.contract import to_numpy
-from checked_rl.runtime.sessions import (
-    SPEC_ENVIRONMENTS,
-    TORCH_ENVIRONMENTS,
-    CheckedSession,
-    make_session,
-)
+from checked_rl.runtime.env_registry import SPEC_ENVIRONMENTS
+from checked_rl.runtime.sessions import CheckedSession, make_session
 
-__all__ = ["NAMESPACE", "BatchedVectorEnv", "make_vector_env", "register_vector_envs"]
-
-NAMESPACE = "checked_rl"
-"""The Gymnasium namespace of the registered ids: `checked_rl/<Id>`."""
+__all__ = ["BatchedVectorEnv", "make_vector_env"]
 
 ArrayType = Literal["numpy", "torch"]
 
@@ -182,21 +176,3 @@ def make_vector_env(
             f"checked_rl/{env_id}: reset_noise must be 'torch' or 'gymnasium', got {reset_noise!r}"
         )
     return BatchedVectorEnv(session, array_type=array_type)
-
-
-def register_vector_envs() -> list[str]:
-    """Register `checked_rl/<Id>` for every id of `TORCH_ENVIRONMENTS`; return the ids.
-
-    Registering again replaces the entries (Gymnasium warns only for other ids).
-    """
-    registered = []
-    for env_id in TORCH_ENVIRONMENTS:
-        full_id = f"{NAMESPACE}/{env_id}"
-        if full_id not in gymnasium.registry:
-            gymnasium.register(
-                id=full_id,
-                vector_entry_point=f"{__name__}:make_vector_env",
-                kwargs={"env_id": env_id},
-            )
-        registered.append(full_id)
-    return registered

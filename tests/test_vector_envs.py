@@ -11,8 +11,9 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import checked_rl  # noqa: F401 - registers checked_rl/<Id>
-from checked_rl.runtime.batched_vector_env import BatchedVectorEnv, register_vector_envs
+from checked_rl.runtime.batched_vector_env import BatchedVectorEnv
 from checked_rl.runtime.contract import ContractViolation
+from checked_rl.runtime.env_registry import register_vector_envs
 from checked_rl.runtime.sessions import TORCH_ENVIRONMENTS, VectorSession, make_session
 
 N = 4
@@ -38,6 +39,16 @@ def test_every_runtime_environment_is_registered() -> None:
         assert terminated.dtype == truncated.dtype == np.bool_
         env.close()
         env.close()  # safe twice
+
+
+def test_import_checked_rl_registers_without_importing_torch(tmp_path) -> None:
+    code = (
+        "import sys, gymnasium, checked_rl\n"
+        "print('torch' in sys.modules, 'checked_rl/CartPole-v1' in gymnasium.registry)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               cwd=tmp_path, timeout=120, check=False)
+    assert completed.stdout.strip() == "False True", completed.stderr
 
 
 def test_the_id_with_its_module_needs_no_prior_import(tmp_path) -> None:
@@ -213,3 +224,16 @@ def test_gymnasium_reset_noise_keeps_rewards_in_float64() -> None:
     transition = env.session.step_checked(torch.zeros(N, dtype=torch.int64))
     assert transition.reward.dtype == torch.float64
     env.close()
+
+
+def test_an_exception_inside_the_vector_env_is_an_environment_step_error() -> None:
+    import tests.faulty_envs  # noqa: F401 - registers RaiseInStep-v0
+    from checked_rl.runtime.sessions import EnvironmentStepError
+
+    session = make_session("gymnasium-vector", "RaiseInStep-v0", num_envs=3, seed=0,
+                           vectorization_mode="sync")
+    with pytest.raises(EnvironmentStepError, match="RaiseInStep-v0 raised in step at step 2: "
+                       "RuntimeError: simulated simulator failure"):
+        for _ in range(5):
+            session.step_checked(torch.ones(3, dtype=torch.int64))
+    session.close()

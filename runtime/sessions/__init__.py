@@ -8,6 +8,10 @@
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
 | `gymnasium-vector`       | one Gymnasium `VectorEnv`, any autoreset mode  | CPU        | no    |
 
+The environment ids of the `spec` and `torch` kinds, `SPEC_ENVIRONMENTS` and
+`TORCH_ENVIRONMENTS`, live in the torch-free `runtime.env_registry` (so that `import checked_rl`
+can register them with Gymnasium without torch) and are re-exported here.
+
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
 where they cannot, both raise `StateNotCapturedError` naming the kind (a `torch` session over a
 batched environment without `state_dict` / `load_state_dict` cannot either). The columns come
@@ -21,6 +25,7 @@ from typing import Any
 
 import torch
 
+from checked_rl.runtime.env_registry import SPEC_ENVIRONMENTS, TORCH_ENVIRONMENTS
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
@@ -69,19 +74,6 @@ GYMNASIUM_KINDS = tuple(
 )
 """The kinds that make their environments from any registered Gymnasium id
 (`takes_gymnasium_ids`)."""
-
-SPEC_ENVIRONMENTS = {
-    "CartPole-v1": "checked_rl.spec.envs.cartpole",
-    "GridWorld-v0": "checked_rl.spec.envs.gridworld",
-}
-"""Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
-
-TORCH_ENVIRONMENTS = {
-    "CartPole-v1": "checked_rl.runtime.envs.cartpole:CartPole",
-    "GridWorld-v0": "checked_rl.runtime.envs.gridworld:GridWorld",
-}
-"""Environment ids of the torch sessions: `module:class` of the batched environment, whose
-constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""
 
 
 def make_session(

@@ -17,6 +17,7 @@ copied out of the vector environment's buffers, which it may reuse between steps
 environments are arbitrary Python objects, so the session cannot capture their state.
 """
 
+import importlib
 from typing import Any, Self
 
 import gymnasium
@@ -58,7 +59,7 @@ class VectorSession(CheckedSession):
     kind = "gymnasium-vector"
     cpu_only = True
     takes_gymnasium_ids = True
-    uncaptured = "Gymnasium vector environment (arbitrary Python objects)"
+    uncaptured = "Gymnasium environments (arbitrary Python objects, in a vector environment)"
 
     def __init__(
         self,
@@ -111,7 +112,11 @@ class VectorSession(CheckedSession):
         if num_envs < 1:
             raise ValueError(f"VectorSession.from_id: num_envs must be at least 1, got {num_envs}")
         if vectorization_mode is None:
-            has_entry = gymnasium.spec(env_id).vector_entry_point is not None
+            registered_id = env_id
+            if ":" in env_id:  # `module:Id`: importing the module registers the id
+                module_name, _, registered_id = env_id.partition(":")
+                importlib.import_module(module_name)
+            has_entry = gymnasium.spec(registered_id).vector_entry_point is not None
             vectorization_mode = "vector_entry_point" if has_entry else "sync"
         if vectorization_mode not in VECTORIZATION_MODES:
             raise ValueError(
