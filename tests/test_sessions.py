@@ -182,12 +182,12 @@ def test_make_session_refuses_unknown_choices(
     with pytest.raises(ValueError) as caught:
         make_session(*args, **kwargs)
     assert fragment in str(caught.value)
-    assert set(KINDS) == {"spec", "torch", "gymnasium", "gymnasium-subprocess"}
+    assert set(KINDS) == {"spec", "torch", "gymnasium", "gymnasium-subprocess", "gymnasium-vector"}
 
 
 def test_kind_lists_are_read_from_the_session_classes() -> None:
-    assert CPU_ONLY_KINDS == ("spec", "gymnasium")
-    assert GYMNASIUM_KINDS == ("gymnasium", "gymnasium-subprocess")
+    assert CPU_ONLY_KINDS == ("spec", "gymnasium", "gymnasium-vector")
+    assert GYMNASIUM_KINDS == ("gymnasium", "gymnasium-subprocess", "gymnasium-vector")
     for kind, session_class in SESSION_CLASSES.items():
         assert (kind in CPU_ONLY_KINDS) == session_class.cpu_only
         assert (kind in GYMNASIUM_KINDS) == session_class.takes_gymnasium_ids

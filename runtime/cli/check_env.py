@@ -1,17 +1,24 @@
 """`checked-rl check-env`: run a random policy through a Gymnasium environment's contract.
 
     checked-rl check-env CartPole-v1 --steps 1000 --num-envs 4 [--kind gymnasium-subprocess]
+    checked-rl check-env my_module:MyEnv --vector --autoreset-mode same-step
 
 Builds a checked session of `--kind` over `ENV_ID` (`gymnasium`: in this process, the default;
-`gymnasium-subprocess`: in bridge servers), steps it with uniformly random actions and checks,
-besides the contract that every session applies, the session invariants: each transition's
-`observation` is the previous `observe()`, and where no episode ended the next `observe()` is
-the transition's `next_observation` (same-step auto-reset). It prints a short report and exits
-with 0 when nothing was found, otherwise with a one-line error. After a violation the session is
-reset and the check goes on, up to `MAX_VIOLATIONS` violations.
+`gymnasium-subprocess`: in bridge servers; `gymnasium-vector`, or `--vector`: a Gymnasium vector
+environment made by `gymnasium.make_vec`, in any autoreset mode), steps it with uniformly random
+actions and checks, besides the contract that every session applies, the session invariants: each
+transition's `observation` is the previous `observe()`, and where no episode ended the next
+`observe()` is the transition's `next_observation` (same-step auto-reset). It prints a short report
+and exits with 0 when nothing was found, otherwise with a one-line error (exit code 2). After a
+violation the session is reset and the check goes on, up to `MAX_VIOLATIONS` violations. A violation
+at reset is listed like one at a step; so is an environment that raises anything, `SystemExit`
+included (it never ends the check as a success), and a `close()` that raises: the report is printed
+all the same. Only Ctrl-C (`KeyboardInterrupt`) interrupts the check.
 
-`ENV_ID` is any Gymnasium id, including the `module:Name-vN` form; the module is imported from
-the current directory or the Python path.
+`ENV_ID` is any Gymnasium id, the `module:Name-vN` form, or `module:Class` for a
+`gymnasium.Env` subclass (see `runtime.env_names`; not with `gymnasium-subprocess`, whose
+servers make environments from ids); the module is imported from the current directory or the
+Python path.
 """
 
 import argparse
@@ -26,6 +33,7 @@ import torch
 from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
 from checked_rl.runtime.contract import ContractViolation, Transition
+from checked_rl.runtime.env_names import resolve_env_id
 from checked_rl.runtime.sessions import (
     GYMNASIUM_KINDS,
     CheckedSession,
@@ -33,6 +41,7 @@ from checked_rl.runtime.sessions import (
     make_session,
 )
 from checked_rl.runtime.sessions.subprocess_envs import DEFAULT_TIMEOUT
+from checked_rl.runtime.sessions.vector_envs import AUTORESET_MODES, VECTORIZATION_MODES
 
 __all__ = ["MAX_VIOLATIONS", "CheckReport", "check_session", "register"]
 
@@ -63,20 +72,29 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
 
     The session is reset with `seed`, the actions are drawn from a torch generator seeded with
     `seed`; after a violation the session is reset (without a seed) and the check goes on.
+    Whatever the environment raises at reset or at a step (`BaseException` but Ctrl-C's
+    `KeyboardInterrupt`, so `SystemExit` too) is a violation, never the end of the check; a
+    `BridgeError` (a server that crashed or hung) ends it and is raised.
     """
     report = CheckReport()
     generator = torch.Generator().manual_seed(seed)
-    observation = session.reset(seed=seed)
+    observation = _reset(session, seed, report)
     for step in range(steps):
+        if observation is None:
+            break
         actions = torch.randint(session.n_actions, (session.num_envs,), generator=generator)
         report.steps += 1
         try:
             transition = session.step_checked(actions)
+        except (KeyboardInterrupt, BridgeError):  # Ctrl-C; a dead server: reported by run()
+            raise
         except (ContractViolation, EnvironmentStepError) as error:
             report.violations.append(str(error))
-            if len(report.violations) >= MAX_VIOLATIONS:
-                break
-            observation = session.reset()
+            observation = _reset(session, None, report)
+            continue
+        except BaseException as error:  # SystemExit & co. from an environment
+            report.violations.append(f"step {step}: {_raised(error)}")
+            observation = _reset(session, None, report)
             continue
         current = session.observe()
         report.transitions += session.num_envs
@@ -84,6 +102,41 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
         report.violations += _invariant_violations(observation, transition, current, step)
         observation = current
     return report
+
+
+def _reset(session: CheckedSession, seed: int | None, report: CheckReport) -> torch.Tensor | None:
+    """`session.reset(seed)`, retried without a seed after a violation; None once
+    `MAX_VIOLATIONS` are reached. Its violations go to `report` like those of a step."""
+    while len(report.violations) < MAX_VIOLATIONS:
+        try:
+            return session.reset(seed=seed)
+        except (KeyboardInterrupt, BridgeError):
+            raise
+        except (ContractViolation, EnvironmentStepError) as error:
+            report.violations.append(f"reset: {error}")
+        except BaseException as error:  # SystemExit & co. from an environment
+            report.violations.append(f"reset: {_raised(error)}")
+        seed = None
+    return None
+
+
+def _raised(error: BaseException) -> str:
+    """What an environment raised, for a report line."""
+    text = one_line(error)
+    if isinstance(error, SystemExit):
+        text = f"SystemExit({error.code!r}); an environment must not exit the process"
+    return f"the environment raised {text}"
+
+
+def close_session(session: CheckedSession) -> str | None:
+    """Close `session`; the report line of what `close()` raised, or None."""
+    try:
+        session.close()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # reported, not fatal
+        return f"close: {_raised(error)}"
+    return None
 
 
 def _invariant_violations(
@@ -116,21 +169,31 @@ def run(args: argparse.Namespace) -> int:
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    kind = args.kind
-    options = (
-        {"num_servers": min(args.num_servers, args.num_envs), "timeout": args.timeout}
-        if kind == "gymnasium-subprocess"
-        else {}
-    )
+    kind = "gymnasium-vector" if args.vector else args.kind
+    options: dict[str, Any] = {}
+    if kind == "gymnasium-subprocess":
+        options = {"num_servers": min(args.num_servers, args.num_envs), "timeout": args.timeout}
+    elif kind == "gymnasium-vector":
+        options = {"vectorization_mode": args.vectorization_mode}
+        options["autoreset_mode"] = args.autoreset_mode
     try:
-        session = make_session(kind, args.env_id, num_envs=args.num_envs, **options)
+        env_id = resolve_env_id(args.env_id)
+        if kind == "gymnasium-subprocess" and env_id != args.env_id:
+            raise ValueError(
+                "module:Class runs in this process only (bridge servers make environments from "
+                "registered ids); use --kind gymnasium or --vector, or register an id"
+            )
+        session = make_session(kind, env_id, num_envs=args.num_envs, **options)
     except SESSION_ERRORS as error:
         raise CLIError(f"cannot check {args.env_id!r}: {one_line(error)}") from None
     try:
-        with session:
-            report = check_session(session, args.steps, args.seed)
+        report = check_session(session, args.steps, args.seed)
     except BridgeError as error:
+        close_session(session)
         raise CLIError(f"{args.env_id}: {one_line(error)}") from None
+    closed = close_session(session)
+    if closed is not None:
+        report.violations.append(closed)
     where = f"{kind}, {args.num_envs} environments, seed {args.seed}"
     print(f"check-env {args.env_id} ({where})")
     print(f"  steps: {report.steps}, transitions checked: {report.transitions}")
@@ -160,8 +223,24 @@ def register(subparsers: Any) -> None:
         "--kind",
         choices=GYMNASIUM_KINDS,
         default=GYMNASIUM_KINDS[0],
-        help="session kind: gymnasium (in this process, default) or gymnasium-subprocess "
-        "(in bridge servers)",
+        help="session kind: gymnasium (in this process, default), gymnasium-subprocess "
+        "(in bridge servers) or gymnasium-vector (a gymnasium.make_vec vector environment)",
+    )
+    parser.add_argument(
+        "--vector", action="store_true", help="check a vector environment: --kind gymnasium-vector"
+    )
+    parser.add_argument(
+        "--vectorization-mode",
+        choices=VECTORIZATION_MODES,
+        default=None,
+        help="gymnasium-vector: how make_vec vectorizes (default: the id's vector entry point "
+        "if it has one, else sync)",
+    )
+    parser.add_argument(
+        "--autoreset-mode",
+        choices=tuple(AUTORESET_MODES),
+        default=None,
+        help="gymnasium-vector with sync or async: the autoreset mode (default next-step)",
     )
     parser.add_argument(
         "--num-servers",

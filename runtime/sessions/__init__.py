@@ -6,6 +6,11 @@
 | `torch`                  | one batched torch environment                  | CPU / CUDA | yes   |
 | `gymnasium`              | N Gymnasium environments in this process       | CPU        | no    |
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
+| `gymnasium-vector`       | one Gymnasium `VectorEnv`, any autoreset mode  | CPU        | no    |
+
+The environment ids of the `spec` and `torch` kinds, `SPEC_ENVIRONMENTS` and
+`TORCH_ENVIRONMENTS`, live in the torch-free `runtime.env_registry` (so that `import checked_rl`
+can register them with Gymnasium without torch) and are re-exported here.
 
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
 where they cannot, both raise `StateNotCapturedError` naming the kind (a `torch` session over a
@@ -20,6 +25,7 @@ from typing import Any
 
 import torch
 
+from checked_rl.runtime.env_registry import SPEC_ENVIRONMENTS, TORCH_ENVIRONMENTS
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentCloseError,
@@ -31,6 +37,7 @@ from checked_rl.runtime.sessions.batched_envs import TorchSession
 from checked_rl.runtime.sessions.gymnasium_envs import GymnasiumSession
 from checked_rl.runtime.sessions.spec_envs import SpecSession
 from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
+from checked_rl.runtime.sessions.vector_envs import VectorSession
 
 __all__ = [
     "CPU_ONLY_KINDS",
@@ -48,12 +55,13 @@ __all__ = [
     "StateNotCapturedError",
     "SubprocessSession",
     "TorchSession",
+    "VectorSession",
     "make_session",
 ]
 
 SESSION_CLASSES: dict[str, type[CheckedSession]] = {
     session.kind: session
-    for session in (SpecSession, TorchSession, GymnasiumSession, SubprocessSession)
+    for session in (SpecSession, TorchSession, GymnasiumSession, SubprocessSession, VectorSession)
 }
 """The session class of each kind (its `kind` attribute names it)."""
 
@@ -68,23 +76,6 @@ GYMNASIUM_KINDS = tuple(
 )
 """The kinds that make their environments from any registered Gymnasium id
 (`takes_gymnasium_ids`)."""
-
-SPEC_ENVIRONMENTS = {
-    "Acrobot-v1": "checked_rl.spec.envs.acrobot",
-    "CartPole-v1": "checked_rl.spec.envs.cartpole",
-    "GridWorld-v0": "checked_rl.spec.envs.gridworld",
-    "MountainCar-v0": "checked_rl.spec.envs.mountain_car",
-}
-"""Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
-
-TORCH_ENVIRONMENTS = {
-    "Acrobot-v1": "checked_rl.runtime.envs.acrobot:Acrobot",
-    "CartPole-v1": "checked_rl.runtime.envs.cartpole:CartPole",
-    "GridWorld-v0": "checked_rl.runtime.envs.gridworld:GridWorld",
-    "MountainCar-v0": "checked_rl.runtime.envs.mountain_car:MountainCar",
-}
-"""Environment ids of the torch sessions: `module:class` of the batched environment, whose
-constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""
 
 
 def make_session(
@@ -116,7 +107,10 @@ def make_session(
             environment's constructor (e.g. `reset_noise="gymnasium"`); Gymnasium kinds:
             keyword arguments of `gymnasium.make`.
         options: passed on to the session's constructor (e.g. `contract=`, or `num_servers=`
-            and `timeout=` for `gymnasium-subprocess`).
+            and `timeout=` for `gymnasium-subprocess`; `vectorization_mode=` and
+            `autoreset_mode=` for `gymnasium-vector` (see `VectorSession.from_id`), or
+            `vector_env=` an existing `gymnasium.vector.VectorEnv`, then `env_id` is unused and
+            `num_envs` must be 1 or its `num_envs`).
 
     Raises:
         ValueError: unknown `kind`, a device other than the CPU for a kind of `CPU_ONLY_KINDS`,
@@ -150,6 +144,16 @@ def make_session(
         session = TorchSession(env, **options)
     elif kind == "gymnasium":
         session = GymnasiumSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
+    elif kind == "gymnasium-vector" and "vector_env" in options:
+        vector_env = options.pop("vector_env")
+        if num_envs not in (1, getattr(vector_env, "num_envs", num_envs)):
+            raise ValueError(
+                f"make_session: num_envs={num_envs} but the vector_env has "
+                f"{vector_env.num_envs} copies"
+            )
+        session = VectorSession(vector_env, **options)
+    elif kind == "gymnasium-vector":
+        session = VectorSession.from_id(env_id, num_envs, make_kwargs=make_kwargs, **options)
     else:
         session = SubprocessSession(
             env_id, num_envs=num_envs, make_kwargs=make_kwargs, device=device, **options
