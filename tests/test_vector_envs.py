@@ -237,3 +237,13 @@ def test_an_exception_inside_the_vector_env_is_an_environment_step_error() -> No
         for _ in range(5):
             session.step_checked(torch.ones(3, dtype=torch.int64))
     session.close()
+
+
+def test_a_gymnasium_session_refuses_a_vector_env_in_one_line() -> None:
+    from checked_rl.runtime.sessions import GymnasiumSession
+
+    vector_env = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync")
+    with pytest.raises(TypeError, match=r"got a SyncVectorEnv \(a vector environment\); use "
+                       r"make_session\('gymnasium-vector', vector_env=env\)"):
+        GymnasiumSession(vector_env)
+    vector_env.close()

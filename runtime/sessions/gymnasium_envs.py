@@ -66,6 +66,12 @@ class GymnasiumSession(CheckedSession):
         reward_dtype: torch.dtype = torch.float32,
         contract: Contract | None = None,
     ) -> None:
+        if isinstance(envs, gymnasium.vector.VectorEnv):
+            raise TypeError(
+                "GymnasiumSession: expected a sequence of gymnasium.Env, got a "
+                f"{type(envs).__name__} (a vector environment); use "
+                "make_session('gymnasium-vector', vector_env=env)"
+            )
         envs = list(envs)
         if not envs:
             raise ValueError("GymnasiumSession: expected at least one environment, got none")
