@@ -57,12 +57,14 @@ RESET_NOISES: tuple[ResetNoise, ...] = ("torch", "gymnasium")
 Physics = Float[Tensor, "N 4"]
 StepCounts = Int[Tensor, " N"]
 
-COMPILE_MIN_ENVS = 4096
+COMPILE_MIN_ENVS = 1024
 """From this many copies up, CPU environments step through `fused_advance` by default.
 
-Compiling costs seconds for each parameter set, dtype and batch size, which small environments,
-typically many and short-lived (tests, evaluation), would pay again and again; `compiled=True`
-compiles at any size (the numbers: docs/guides/performance.md)."""
+Compiling costs seconds for each parameter set, dtype and batch size (less with inductor's
+on-disk cache warm), which small environments, typically many and short-lived (tests,
+evaluation, a short `make train`), would pay again and again; `compiled=True` compiles at any
+size, and is faster than the eager step from one copy up (the numbers:
+docs/guides/performance.md)."""
 
 __all__ = ["COMPILE_ERRORS", "COMPILE_MIN_ENVS", "RESET_NOISES", "CartPole", "ResetNoise"]
 
