@@ -11,14 +11,22 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from types import ModuleType
 
-BUSY_LOOP = "while True:\n    pass\n"
-"""The program of one busy process: a Python loop that keeps one core busy."""
+BUSY_LOOP = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""
+"""The program of one busy process: a Python loop that keeps one core busy, and ends by itself
+when the benchmark that started it is gone (killed by a signal it could not handle)."""
 
 SETTLE_SECONDS = 1.0
 """Seconds the busy processes run before the first measurement."""
@@ -41,6 +49,8 @@ def condition(loaded: bool) -> Iterator[str]:
         return
     cores = os.cpu_count() or 1
     busy: list[subprocess.Popen[bytes]] = []
+    # SIGTERM ends the benchmark through the `finally` below, which kills the busy processes.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         for _ in range(cores):
             busy.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP]))
@@ -52,6 +62,11 @@ def condition(loaded: bool) -> Iterator[str]:
             process.kill()
         for process in busy:
             process.wait()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def load_line() -> str:

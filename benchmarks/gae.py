@@ -48,6 +48,10 @@ BYTES_PER_ENTRY = 3 * 4 + 2 * 1 + 4
 BANDWIDTH_BYTES = 2**26
 """Size of the arrays copied to measure the memory bandwidth (far beyond the CPU caches)."""
 
+VEC_MAX_BYTES = 2**31
+"""TorchRL's `vec_generalized_advantage_estimate` builds `[N, T, T]` float tensors; above this
+many bytes it is skipped (with the reason printed) rather than run out of memory."""
+
 
 def numpy_reverse_loop(
     rewards: np.ndarray,
@@ -99,7 +103,8 @@ def median_seconds(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
 
 
 def torchrl_runs(functional: object, tensors: dict[str, torch.Tensor]) -> dict[str, Callable]:
-    """TorchRL's two GAE functions on `tensors`, as calls returning the advantages."""
+    """TorchRL's two GAE functions on `tensors`, as calls returning the advantages (the
+    vectorised one only up to `VEC_MAX_BYTES`)."""
     done = tensors["terminated"] | tensors["truncated"]
     arguments = (
         tensors["values"], tensors["next_values"], tensors["rewards"], done, tensors["terminated"]
@@ -108,7 +113,12 @@ def torchrl_runs(functional: object, tensors: dict[str, torch.Tensor]) -> dict[s
     def call(function: Callable) -> Callable[[], torch.Tensor]:
         return lambda: function(GAMMA, LAM, *arguments, time_dim=0)[0]
 
-    names = ("generalized_advantage_estimate", "vec_generalized_advantage_estimate")
+    names = ["generalized_advantage_estimate", "vec_generalized_advantage_estimate"]
+    n_steps, n_envs = tensors["rewards"].shape
+    if n_envs * n_steps * n_steps * 4 > VEC_MAX_BYTES:
+        print(f"skipping vec_generalized_advantage_estimate at [{n_steps}, {n_envs}]: its "
+              f"[N, T, T] tensors would take more than {VEC_MAX_BYTES / 2**30:g} GiB")
+        names.pop()
     return {name: call(getattr(functional, name)) for name in names}
 
 
@@ -159,7 +169,7 @@ def main() -> None:
             line += f" {seconds['numpy'] / ours:>7.2f}x"
             if functional is not None:
                 plain = seconds["generalized_advantage_estimate"]
-                vec = seconds["vec_generalized_advantage_estimate"]
+                vec = seconds.get("vec_generalized_advantage_estimate", float("nan"))
                 line += f" {plain * 1e3:>10.3f} {plain / ours:>7.2f}x"
                 line += f" {vec * 1e3:>9.3f} {vec / ours:>7.2f}x"
             print(line, flush=True)
