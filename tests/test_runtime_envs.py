@@ -12,6 +12,7 @@ from hypothesis import Phase, given, settings
 from checked_rl.properties import cartpole as cartpole_properties
 from checked_rl.properties import gridworld as gridworld_properties
 from checked_rl.properties.strategies.envs import SEEDS
+from checked_rl.runtime.envs import cartpole as runtime_cartpole
 from checked_rl.runtime.envs import cartpole_step
 from checked_rl.runtime.envs.cartpole import CartPole
 from checked_rl.runtime.envs.gridworld import GridWorld
@@ -441,3 +442,14 @@ def test_the_sliced_eager_step_matches_the_compiled_step(dtype: torch.dtype) -> 
         assert torch.equal(compiled.get_state()[1], eager.get_state()[1])
         ends += int(got.terminated.sum())
     assert ends > 0
+
+
+def test_which_cartpoles_compile_by_default() -> None:
+    # Deciding costs nothing (compiling waits for the first step): CPU, torch reset noise, from
+    # COMPILE_MIN_ENVS copies up; Gymnasium noise and smaller batches step eagerly unless asked.
+    threshold = runtime_cartpole.COMPILE_MIN_ENVS
+    assert CartPole(threshold).compiled
+    assert not CartPole(threshold - 1).compiled
+    assert not CartPole(threshold, reset_noise="gymnasium").compiled
+    assert CartPole(threshold, reset_noise="gymnasium", compiled=True).compiled
+    assert CartPole(threshold, threads=3).threads == 3
