@@ -31,12 +31,13 @@ train: $(STAMP)
 	$(BIN)/checked-rl train --preset default --log data/rl/ppo_cartpole_trainlog.json \
 		--checkpoint data/rl/ppo_cartpole.pt
 
+# Every benchmark twice: quiet, then with one busy process per core (--load).
 bench: $(STAMP)
 	$(PIP) --editable '.[dev,bench]'
-	$(BIN)/python benchmarks/env_throughput.py
-	$(BIN)/python benchmarks/gae.py
-	$(BIN)/python benchmarks/sessions.py
-	$(BIN)/python benchmarks/ppo_cartpole.py
+	for script in env_throughput gae sessions ppo_cartpole; do \
+		$(BIN)/python benchmarks/$$script.py || exit 1; \
+		$(BIN)/python benchmarks/$$script.py --load || exit 1; \
+	done
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict

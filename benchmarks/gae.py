@@ -1,27 +1,34 @@
-"""GAE speed: `runtime.returns.gae` against a NumPy reverse loop, float32 on the CPU.
+"""GAE speed: `runtime.returns.gae` against a NumPy reverse loop and TorchRL, float32 on the CPU.
 
-The peer is the recurrence as Stable-Baselines3's `RolloutBuffer.compute_returns_and_advantage`
-runs it: one backward loop over time that carries the running advantage (`last_gae_lam` there)
-across whole rows of environments. It is written here in our own words, with the same
-terminated/truncated semantics as `spec.returns.gae`, and checked to agree with the runtime
-before any timing.
+Peers:
 
-Each size is warmed up once, then both sides are timed `REPEATS` times, alternating; the script
-prints the medians and the ratio peer time / runtime time (above 1: the runtime is faster). The
-runtime is timed through its public, shape-checked entry point.
+- the recurrence as Stable-Baselines3's `RolloutBuffer.compute_returns_and_advantage` runs it:
+  one backward loop over time that carries the running advantage (`last_gae_lam` there) across
+  whole rows of environments, written here in our own words with the semantics of
+  `spec.returns.gae`;
+- TorchRL's `generalized_advantage_estimate` and `vec_generalized_advantage_estimate`
+  (`torchrl.objectives.value.functional`, the `bench` extra; skipped with a reason when
+  missing), on the same `[T, N]` tensors with `time_dim=0`, `done = terminated | truncated`.
 
-Run: `python benchmarks/gae.py [--threads K]`; by default torch keeps its own number of CPU
-threads (the NumPy loop always uses one).
+Every peer is checked to agree with the runtime before any timing. Each size is warmed up
+once, then every implementation is timed `REPEATS` times, interleaved; the script prints the
+medians, the ratios (peer time / runtime time: above 1, the runtime is faster) and the
+memory-bandwidth floor: the bytes GAE must read and write (three float inputs, two bool flags,
+one float result per entry) over the copy bandwidth measured here (`np.copyto` of
+`BANDWIDTH_BYTES`, read plus written). Torch keeps its own thread settings (`--threads` changes
+them); `--load` runs everything with one busy process per core.
+
+Run: `python benchmarks/gae.py [--load] [--threads K]`.
 """
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from conditions import add_load_option, condition, load_line, optional_module
 
 from checked_rl.runtime.returns import gae
 
@@ -34,6 +41,16 @@ REPEATS = 15
 GAMMA, LAM = 0.99, 0.95
 DONE_PROBABILITY = 0.01
 """The chance that a step terminates, and separately that it is truncated."""
+
+BYTES_PER_ENTRY = 3 * 4 + 2 * 1 + 4
+"""float32 rewards, values and next values and two bool flags read, one float32 written."""
+
+BANDWIDTH_BYTES = 2**26
+"""Size of the arrays copied to measure the memory bandwidth (far beyond the CPU caches)."""
+
+VEC_MAX_BYTES = 2**31
+"""TorchRL's `vec_generalized_advantage_estimate` builds `[N, T, T]` float tensors; above this
+many bytes it is skipped (with the reason printed) rather than run out of memory."""
 
 
 def numpy_reverse_loop(
@@ -57,62 +74,106 @@ def numpy_reverse_loop(
     return advantages
 
 
-def median_seconds(peer: Callable[[], object], ours: Callable[[], object]) -> tuple[float, float]:
-    """The median wall times of `REPEATS` calls of each, after one warm-up call of each.
+def copy_bandwidth() -> float:
+    """Bytes per second read plus written by the best of 5 copies of `BANDWIDTH_BYTES`."""
+    source = np.ones(BANDWIDTH_BYTES // 4, dtype=np.float32)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * BANDWIDTH_BYTES / best
 
-    The calls alternate (peer, ours, peer, ...), so that a change of machine load during the
-    measurement affects both sides alike.
+
+def median_seconds(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """The median wall time of `REPEATS` calls of each run, after one warm-up call of each.
+
+    The calls are interleaved, so that a change of machine load affects every run alike.
     """
-    peer()
-    ours()
-    times: dict[Callable[[], object], list[float]] = {peer: [], ours: []}
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(REPEATS):
-        for fn, samples in times.items():
+        for name, run in runs.items():
             start = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - start)
-    return statistics.median(times[peer]), statistics.median(times[ours])
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+def torchrl_runs(functional: object, tensors: dict[str, torch.Tensor]) -> dict[str, Callable]:
+    """TorchRL's two GAE functions on `tensors`, as calls returning the advantages (the
+    vectorised one only up to `VEC_MAX_BYTES`)."""
+    done = tensors["terminated"] | tensors["truncated"]
+    arguments = (
+        tensors["values"], tensors["next_values"], tensors["rewards"], done, tensors["terminated"]
+    )
+
+    def call(function: Callable) -> Callable[[], torch.Tensor]:
+        return lambda: function(GAMMA, LAM, *arguments, time_dim=0)[0]
+
+    names = ["generalized_advantage_estimate", "vec_generalized_advantage_estimate"]
+    n_steps, n_envs = tensors["rewards"].shape
+    if n_envs * n_steps * n_steps * 4 > VEC_MAX_BYTES:
+        print(f"skipping vec_generalized_advantage_estimate at [{n_steps}, {n_envs}]: its "
+              f"[N, T, T] tensors would take more than {VEC_MAX_BYTES / 2**30:g} GiB")
+        names.pop()
+    return {name: call(getattr(functional, name)) for name in names}
 
 
 def main() -> None:
-    """Time both implementations at every size and print the ratios."""
+    """Time every implementation at every size and print the ratios and the floor."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_load_option(parser)
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    functional = optional_module("torchrl.objectives.value.functional")
     rng = np.random.default_rng(0)
-    print(f"GAE, float32, CPU, torch threads = {torch.get_num_threads()}, median of {REPEATS}")
-    # Other processes on the machine slow both sides, and torch's threads much more (when a core
-    # is busy, every multi-threaded operation waits for it): print the load beside the numbers.
-    print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
-    print(f"{'T':>6} {'N':>6} {'numpy loop ms':>14} {'runtime ms':>11} {'speed-up':>9}")
-    for n_steps, n_envs in SHAPES:
-        shape = (n_steps, n_envs)
-        rewards, values, next_values = (
-            rng.standard_normal(shape).astype(np.float32) for _ in range(3)
-        )
-        terminated = rng.random(shape) < DONE_PROBABILITY
-        truncated = rng.random(shape) < DONE_PROBABILITY
-        arrays = (rewards, values, next_values, terminated, truncated)
-        tensors = dict(
-            zip(
-                ("rewards", "values", "next_values", "terminated", "truncated"),
-                (torch.from_numpy(a) for a in arrays),
-                strict=True,
+    with condition(args.load) as name:
+        bandwidth = copy_bandwidth()
+        print(f"GAE, float32, CPU, {name}; torch threads = {torch.get_num_threads()}, "
+              f"median of {REPEATS}; copy bandwidth {bandwidth / 1e9:.2f} GB/s")
+        header = f"{'T':>5} {'N':>5} {'floor ms':>9} {'runtime ms':>10} {'x floor':>7}"
+        header += f" {'numpy ms':>9} {'speed-up':>8}"
+        if functional is not None:
+            header += f" {'torchrl ms':>10} {'speed-up':>8} {'vec ms':>9} {'speed-up':>8}"
+        print(header, flush=True)
+        for n_steps, n_envs in SHAPES:
+            shape = (n_steps, n_envs)
+            rewards, values, next_values = (
+                rng.standard_normal(shape).astype(np.float32) for _ in range(3)
             )
-        )
-        expected = numpy_reverse_loop(*arrays, GAMMA, LAM)
-        got = gae(**tensors, gamma=GAMMA, lam=LAM).numpy()
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-        peer, ours = median_seconds(
-            lambda a=arrays: numpy_reverse_loop(*a, GAMMA, LAM),
-            lambda t=tensors: gae(**t, gamma=GAMMA, lam=LAM),
-        )
-        print(
-            f"{n_steps:>6} {n_envs:>6} {peer * 1e3:>14.3f} {ours * 1e3:>11.3f} "
-            f"{peer / ours:>8.2f}x"
-        )
+            terminated = rng.random(shape) < DONE_PROBABILITY
+            truncated = rng.random(shape) < DONE_PROBABILITY
+            arrays = (rewards, values, next_values, terminated, truncated)
+            names = ("rewards", "values", "next_values", "terminated", "truncated")
+            tensors = {key: torch.from_numpy(a) for key, a in zip(names, arrays, strict=True)}
+            runs = {
+                "runtime": lambda t=tensors: gae(**t, gamma=GAMMA, lam=LAM),
+                "numpy": lambda a=arrays: numpy_reverse_loop(*a, GAMMA, LAM),
+            }
+            if functional is not None:
+                runs |= torchrl_runs(functional, tensors)
+            expected = runs["runtime"]().numpy()
+            for peer, run in runs.items():
+                got = np.asarray(run())
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=peer)
+            seconds = median_seconds(runs)
+            ours = seconds["runtime"]
+            floor = n_steps * n_envs * BYTES_PER_ENTRY / bandwidth
+            line = f"{n_steps:>5} {n_envs:>5} {floor * 1e3:>9.3f} {ours * 1e3:>10.3f}"
+            line += f" {ours / floor:>6.1f}x {seconds['numpy'] * 1e3:>9.3f}"
+            line += f" {seconds['numpy'] / ours:>7.2f}x"
+            if functional is not None:
+                plain = seconds["generalized_advantage_estimate"]
+                vec = seconds.get("vec_generalized_advantage_estimate", float("nan"))
+                line += f" {plain * 1e3:>10.3f} {plain / ours:>7.2f}x"
+                line += f" {vec * 1e3:>9.3f} {vec / ours:>7.2f}x"
+            print(line, flush=True)
+        print(load_line())
 
 
 if __name__ == "__main__":

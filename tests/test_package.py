@@ -26,12 +26,12 @@ NAMEDTUPLE_API = frozenset({"_asdict", "_replace", "_fields", "_make"})
 """Underscore names that are the public API of `collections.namedtuple` / `typing.NamedTuple`."""
 
 PRIVATE_ATTRIBUTE_ALLOWED = {
-    ("runtime/envs/cartpole.py", "_inductor"): (
+    ("runtime/envs/cartpole_step.py", "_inductor"): (
         "torch._inductor.compile compiles a traced graph without torch.compile's per-call guards "
         "(see fused_advance), and torch._inductor.exc holds what it raises; PyTorch has no "
         "public equivalent"
     ),
-    ("runtime/envs/cartpole.py", "_dynamo"): (
+    ("runtime/envs/cartpole_step.py", "_dynamo"): (
         "torch._dynamo.exc.BackendCompilerFailed is what a failed inductor compilation raises; "
         "PyTorch exports it nowhere else"
     ),

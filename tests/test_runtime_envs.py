@@ -13,6 +13,7 @@ from checked_rl.properties import cartpole as cartpole_properties
 from checked_rl.properties import gridworld as gridworld_properties
 from checked_rl.properties.strategies.envs import SEEDS
 from checked_rl.runtime.envs import cartpole as runtime_cartpole
+from checked_rl.runtime.envs import cartpole_step
 from checked_rl.runtime.envs.cartpole import CartPole
 from checked_rl.runtime.envs.gridworld import GridWorld
 from checked_rl.runtime.shapes import TypeCheckError
@@ -56,11 +57,14 @@ def test_step_property_rejects_wrong_physics() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("seed", [0, 2024])
-def test_gymnasium_reset_noise_reproduces_gymnasium_sessions(dtype: torch.dtype, seed: int) -> None:
-    """Torch, spec and Gymnasium envs seeded s + i, fed the same actions, give the same steps."""
+@pytest.mark.parametrize(("seed", "compiled"), [(0, False), (2024, False), (0, True)])
+def test_gymnasium_reset_noise_reproduces_gymnasium_sessions(
+    dtype: torch.dtype, seed: int, compiled: bool
+) -> None:
+    """Torch, spec and Gymnasium envs seeded s + i, fed the same actions, give the same steps
+    (the compiled step too: its reset states are replaced by Gymnasium's draws)."""
     n, horizon = 4, 400
-    env = CartPole(n, dtype=dtype, reset_noise="gymnasium", seed=seed)
+    env = CartPole(n, dtype=dtype, reset_noise="gymnasium", seed=seed, compiled=compiled)
     gyms = [gym.make("CartPole-v1") for _ in range(n)]
     params = cartpole.Params()
     spec_rngs = [np.random.default_rng(seed + i) for i in range(n)]
@@ -99,6 +103,7 @@ def test_gymnasium_reset_noise_reproduces_gymnasium_sessions(dtype: torch.dtype,
                 assert spec_obs.tobytes() == obs.tobytes(), f"reset after {where}"
         _assert_same_start(env, twins, dtype, only_fresh=True)
     assert episodes >= n, "random actions end several episodes in 400 steps"
+    assert env.compiled == compiled
 
 
 def _assert_same_start(
@@ -336,12 +341,12 @@ def test_a_compile_failure_warns_and_steps_eagerly(monkeypatch) -> None:
 def test_an_error_inside_the_compiled_step_surfaces(monkeypatch) -> None:
     # A real failure of compiled code at run time: the kernel compiled for 8 copies asserts
     # the sizes of its inputs and is handed 4. It must not turn into a warning and a fallback.
-    compile_for = runtime_cartpole.fused_advance
+    compile_for = cartpole_step.fused_advance
 
-    def compiled_for_eight(params, dtype, num_envs, device):
-        return compile_for(params, dtype, 8, device)
+    def compiled_for_eight(params, dtype, num_envs, device, threads):
+        return compile_for(params, dtype, 8, device, threads)
 
-    monkeypatch.setattr(runtime_cartpole, "fused_advance", compiled_for_eight)
+    monkeypatch.setattr(cartpole_step, "fused_advance", compiled_for_eight)
     env = CartPole(4, dtype=torch.float64, seed=0, compiled=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -354,7 +359,97 @@ def test_an_error_while_compiling_that_is_not_a_compile_failure_surfaces(monkeyp
     def broken_trace(function):
         raise TypeError("a bug in the traced step")
 
-    monkeypatch.setattr(runtime_cartpole, "make_fx", broken_trace)
+    monkeypatch.setattr(cartpole_step, "make_fx", broken_trace)
     env = CartPole(4, cartpole.Params(tau=0.031), seed=0, compiled=True)  # a new cache key
     with pytest.raises(TypeError, match="a bug in the traced step"):
         env.step(torch.zeros(4, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_and_eager_steps_agree_with_gymnasium_reset_noise(monkeypatch, dtype) -> None:
+    # The compiled step with Gymnasium reset noise: it runs (the kernel is called), and gives
+    # the eager step's episodes, Gymnasium's reset draws included, through many auto-resets.
+    calls = []
+    compile_for = cartpole_step.fused_advance
+
+    def counted(*args):
+        fused = compile_for(*args)
+        return lambda *inputs: calls.append(1) or fused(*inputs)
+
+    monkeypatch.setattr(cartpole_step, "fused_advance", counted)
+    n, seed = 6, 11
+    compiled, eager = (
+        CartPole(n, dtype=dtype, reset_noise="gymnasium", seed=seed, compiled=c)
+        for c in (True, False)
+    )
+    generator = torch.Generator().manual_seed(1)
+    resets = 0
+    for _ in range(150):
+        actions = torch.randint(2, (n,), generator=generator)
+        got, want = compiled.step(actions), eager.step(actions)
+        torch.testing.assert_close(got.next_observation, want.next_observation)
+        assert torch.equal(got.terminated, want.terminated)
+        assert torch.equal(got.truncated, want.truncated)
+        assert torch.equal(compiled.get_state()[1], eager.get_state()[1])
+        # Where a copy was reset, both hold the same Gymnasium draw, exactly.
+        done = got.terminated | got.truncated
+        assert torch.equal(compiled.observe()[done], eager.observe()[done])
+        torch.testing.assert_close(compiled.observe(), eager.observe())
+        resets += int(done.sum())
+    assert len(calls) == 150 and compiled.compiled
+    assert resets > n, "the episodes should have ended and reset several times"
+
+
+def test_threads_must_be_a_positive_int() -> None:
+    for threads in (0, -1, 1.0, True):
+        with pytest.raises(ValueError, match="threads must be a positive int"):
+            CartPole(2, threads=threads)
+
+
+def test_a_two_thread_compiled_step_matches_the_eager_step() -> None:
+    # `threads=2` compiles a kernel with a parallel region over the copies; it must give the
+    # one-thread kernel's and the eager step's results.
+    n = 64
+    options = ((True, 2), (True, 1), (False, 1))
+    envs = [CartPole(n, seed=4, compiled=c, threads=t) for c, t in options]
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(60):
+        actions = torch.randint(2, (n,), generator=generator)
+        steps = [env.step(actions) for env in envs]
+        for other in steps[1:]:
+            torch.testing.assert_close(steps[0].next_observation, other.next_observation)
+            assert torch.equal(steps[0].terminated, other.terminated)
+        torch.testing.assert_close(envs[0].observe(), envs[2].observe())
+    assert all(env.compiled for env in envs[:2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_sliced_eager_step_matches_the_compiled_step(dtype: torch.dtype) -> None:
+    # Above `EAGER_SLICE_ENVS` copies the eager CPU step runs slice by slice (never threaded);
+    # the joined slices must be the compiled whole-batch step, reset states included.
+    n = cartpole_step.EAGER_SLICE_ENVS * 2 + 5
+    compiled, eager = (CartPole(n, dtype=dtype, seed=9, compiled=c) for c in (True, False))
+    generator = torch.Generator().manual_seed(3)
+    ends = 0
+    for _ in range(40):
+        actions = torch.randint(2, (n,), generator=generator)
+        got, want = compiled.step(actions), eager.step(actions)
+        torch.testing.assert_close(got.next_observation, want.next_observation)
+        assert torch.equal(got.reward, want.reward)
+        assert torch.equal(got.terminated, want.terminated)
+        assert torch.equal(got.truncated, want.truncated)
+        torch.testing.assert_close(compiled.observe(), eager.observe())
+        assert torch.equal(compiled.get_state()[1], eager.get_state()[1])
+        ends += int(got.terminated.sum())
+    assert ends > 0
+
+
+def test_which_cartpoles_compile_by_default() -> None:
+    # Deciding costs nothing (compiling waits for the first step): CPU, torch reset noise, from
+    # COMPILE_MIN_ENVS copies up; Gymnasium noise and smaller batches step eagerly unless asked.
+    threshold = runtime_cartpole.COMPILE_MIN_ENVS
+    assert CartPole(threshold).compiled
+    assert not CartPole(threshold - 1).compiled
+    assert not CartPole(threshold, reset_noise="gymnasium").compiled
+    assert CartPole(threshold, reset_noise="gymnasium", compiled=True).compiled
+    assert CartPole(threshold, threads=3).threads == 3

@@ -18,16 +18,17 @@ Two sources of reset noise:
   the host at every step; it is for cross-checking, not for speed.
 
 With torch reset noise on CPU and from `COMPILE_MIN_ENVS` copies up, a step runs by default as
-one TorchInductor-compiled function (`fused_advance`: a few fused loops instead of about thirty
-tensor operations). The noise is drawn outside it, so a seed gives the same episodes compiled
-or not; `compiled=False` keeps the step eager.
+one TorchInductor-compiled function (`cartpole_step.fused_advance`: a few fused loops instead
+of about thirty tensor operations). The noise is drawn outside it, so a seed gives the same
+episodes compiled or not; `compiled=False` keeps the step eager, `compiled=True` compiles at
+any size and with either reset noise. Neither is threaded by default (`threads`, and the thread
+policy in `runtime.envs.cartpole_step`).
 
 The state tensors are never modified in place: observations handed out stay valid snapshots.
 
 Source: gymnasium/envs/classic_control/cartpole.py (`CartPoleEnv`, `CartPoleVectorEnv`).
 """
 
-import functools
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -36,8 +37,8 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from torch.fx.experimental.proxy_tensor import make_fx
 
+from checked_rl.runtime.envs import cartpole_step
 from checked_rl.runtime.envs.base import (
     EnvStep,
     check_actions,
@@ -46,6 +47,7 @@ from checked_rl.runtime.envs.base import (
     numpy_generator,
     plain_params,
 )
+from checked_rl.runtime.envs.cartpole_step import COMPILE_ERRORS, eager_advance, reset_state
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec.envs import cartpole as spec
 
@@ -55,22 +57,16 @@ RESET_NOISES: tuple[ResetNoise, ...] = ("torch", "gymnasium")
 Physics = Float[Tensor, "N 4"]
 StepCounts = Int[Tensor, " N"]
 
-COMPILE_MIN_ENVS = 4096
+COMPILE_MIN_ENVS = 1024
 """From this many copies up, CPU environments step through `fused_advance` by default.
 
-Compiling costs seconds for each parameter set, dtype and batch size, which small environments,
-typically many and short-lived (tests, evaluation), would pay again and again; `compiled=True`
-compiles at any size (the numbers: docs/guides/performance.md)."""
+Compiling costs seconds for each parameter set, dtype and batch size (less with inductor's
+on-disk cache warm), which small environments, typically many and short-lived (tests,
+evaluation, a short `make train`), would pay again and again; `compiled=True` compiles at any
+size, and is faster than the eager step from one copy up (the numbers:
+docs/guides/performance.md)."""
 
-Outcome = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
-
-COMPILE_ERRORS: tuple[type[Exception], ...] = (
-    torch._dynamo.exc.BackendCompilerFailed,  # inductor wraps its failures in InductorError
-    torch._inductor.exc.TritonMissing,
-    torch._inductor.exc.GPUTooOldForTriton,
-    OSError,
-)
-"""What compiling `fused_advance` raises where it cannot be (no C++ compiler, no Triton)."""
+__all__ = ["COMPILE_ERRORS", "COMPILE_MIN_ENVS", "RESET_NOISES", "CartPole", "ResetNoise"]
 
 
 class CartPole:
@@ -83,9 +79,14 @@ class CartPole:
         dtype: the dtype of the state, the observations and the rewards (float32 or float64).
         reset_noise: "torch" or "gymnasium", see the module docstring.
         seed: if given, the constructor's reset is seeded with it.
-        compiled: step through `fused_advance` with torch reset noise; None (default): on CPU
-            from `COMPILE_MIN_ENVS` copies up. If it cannot be compiled (`COMPILE_ERRORS`),
-            the environment warns and steps eagerly from then on.
+        compiled: step through the compiled `cartpole_step.fused_advance`; None (default): on
+            CPU with torch reset noise from `COMPILE_MIN_ENVS` copies up. If it cannot be
+            compiled (`COMPILE_ERRORS`), the environment warns and steps eagerly from then on.
+        threads: OpenMP threads of the compiled CPU step, 1 by default: no parallel region,
+            so a step never waits for a core another process holds. More threads are faster
+            only on cores nothing else wants (see docs/guides/performance.md, "Threads").
+            The eager step is never threaded on the CPU (`cartpole_step.eager_advance`), and
+            torch's global settings are left alone.
     """
 
     observation_shape: tuple[int, ...] = spec.OBSERVATION_SHAPE
@@ -101,18 +102,23 @@ class CartPole:
         reset_noise: ResetNoise = "torch",
         seed: int | None = None,
         compiled: bool | None = None,
+        threads: int = 1,
     ) -> None:
         self.device = checked_device("CartPole", num_envs, dtype, device)
         if reset_noise not in RESET_NOISES:
             raise ValueError(
                 f"CartPole: reset_noise must be one of {RESET_NOISES}, got {reset_noise!r}"
             )
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"CartPole: threads must be a positive int, got {threads!r}")
         self.num_envs = num_envs
+        self.threads = threads
         self.params = spec.Params() if params is None else params
         self.dtype = dtype
         self.reset_noise = reset_noise
         if compiled is None:
             compiled = self.device.type == "cpu" and num_envs >= COMPILE_MIN_ENVS
+            compiled = compiled and reset_noise == "torch"
         self.compiled = compiled
         low, high = spec.observation_bounds(self.params)
         self.observation_low: Tensor | None = torch.as_tensor(low, dtype=dtype, device=self.device)
@@ -128,7 +134,7 @@ class CartPole:
         self._thresholds = torch.tensor(thresholds, dtype=dtype, device=self.device)
         # Step counts: int32 beside float32 states (less memory traffic), int64 beside float64.
         self._int = torch.int32 if dtype == torch.float32 else torch.int64
-        self._bits = torch.empty(num_envs, dtype=torch.int64, device=self.device)
+        self._bits = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._physics = torch.zeros(4, num_envs, dtype=dtype, device=self.device)
         self._steps = torch.zeros(num_envs, dtype=self._int, device=self.device)
         self.reset(seed)
@@ -166,26 +172,37 @@ class CartPole:
         """
         check_actions("CartPole.step", actions, self.num_envs, self.device)
         state = (self._thresholds, self._physics, self._steps)
-        grid = self._draw_grid() if self.reset_noise == "torch" else None
-        fused = None
-        if self.compiled and grid is not None:
-            try:
-                fused = fused_advance(self.params, self.dtype, self.num_envs, self.device)
-            except COMPILE_ERRORS as error:  # only compiling is tried: the step's errors surface
-                failed = f"CartPole: compiling the step failed ({type(error).__name__}: {error})"
-                warnings.warn(f"{failed}; stepping eagerly from now on", RuntimeWarning, 2)
-                self.compiled = False
+        torch_noise = self.reset_noise == "torch"
+        # Gymnasium noise: the compiled step gets an all-zero grid (`_bits` is never drawn
+        # from), whose reset states are discarded below.
+        grid = self._draw_grid() if torch_noise else self._bits.view(torch.int16).view(4, -1)
+        fused = self._fused() if self.compiled else None
         if fused is not None:
             outcome = fused(*state, actions.contiguous(), grid)
         else:
-            fresh = None if grid is None else reset_state(self.params, grid, self.dtype)
-            outcome = advance(self.params, *state, actions, fresh)
+            outcome = eager_advance(
+                self.params, *state, actions, grid if torch_noise else None, self.dtype
+            )
         new, reward, terminated, truncated, following, self._steps = outcome
         terminated, truncated = terminated.bool(), truncated.bool()  # no-ops when eager
-        if grid is None:
+        if not torch_noise:
             following = self._gymnasium_reset_where(terminated | truncated, new)
         self._physics = following
         return EnvStep(new.t(), reward, terminated, truncated)
+
+    def _fused(self) -> Callable[..., cartpole_step.Outcome] | None:
+        """The compiled step for this environment, or None (after a warning) if compiling
+        failed with one of `COMPILE_ERRORS`; only compiling is tried, the step's errors
+        surface."""
+        try:
+            return cartpole_step.fused_advance(
+                self.params, self.dtype, self.num_envs, self.device, self.threads
+            )
+        except COMPILE_ERRORS as error:
+            failed = f"CartPole: compiling the step failed ({type(error).__name__}: {error})"
+            warnings.warn(f"{failed}; stepping eagerly from now on", RuntimeWarning, 3)
+            self.compiled = False
+            return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs as plain data: `physics` and `steps` (`get_state`),
@@ -262,137 +279,3 @@ class CartPole:
         state = new.clone()
         state[:, envs] = self._gymnasium_noise(envs)
         return state
-
-
-def advance(
-    params: spec.Params,
-    thresholds: Tensor,
-    physics: Tensor,
-    steps: Tensor,
-    actions: Tensor,
-    fresh: Tensor | None,
-    *,
-    rowwise: bool = False,
-) -> Outcome:
-    """One step of every copy, as a pure function of tensors (`[4, N]` physics, `[N]` rest).
-
-    Returns `(new, reward, terminated, truncated, following, steps)`: the true successors
-    `new`, the flags, and the state the copies go on from: `new` where a copy goes on, its
-    column of the reset states `fresh` where it is done, step counts reset to 0 there. With
-    `fresh` None, `following` is `new` (the caller resets the done copies). `rowwise` selects
-    row by row (same result): compiled, the selection then joins the loop over copies that
-    computes `done` instead of reading `done` back from memory in a loop of its own; eager, it
-    would cost four more operations.
-    """
-    new = physics_step(params, physics, actions)
-    terminated = is_terminated(thresholds, new)
-    steps = steps + 1
-    if params.max_episode_steps is None:
-        truncated = torch.zeros_like(terminated)
-    else:
-        truncated = steps >= params.max_episode_steps
-    reward = rewards(params, terminated, physics.dtype)
-    done = terminated | truncated
-    steps = torch.where(done, 0, steps)
-    following = new
-    if fresh is not None and rowwise:
-        rows = zip(fresh.unbind(), new.unbind(), strict=True)
-        following = torch.stack([torch.where(done, reset, row) for reset, row in rows])
-    elif fresh is not None:
-        following = torch.where(done, fresh, new)
-    return new, reward, terminated, truncated, following, steps
-
-
-@functools.lru_cache(maxsize=16)
-def fused_advance(
-    params: spec.Params, dtype: torch.dtype, num_envs: int, device: torch.device
-) -> Callable[..., Outcome]:
-    """`advance` with reset states from an int16 grid (`reset_state`), compiled by TorchInductor.
-
-    For `num_envs` copies of `dtype` on `device` and contiguous inputs only (the compiled code
-    asserts sizes and strides). The graph is traced with `make_fx` and compiled by
-    `torch._inductor.compile` rather than through `torch.compile`, whose guards and frame
-    handling cost tens of microseconds a call; the key of this cache stands in for the guards.
-    Same arithmetic as eager `advance` up to the last bits of `sin` and `cos`, except that the
-    flags come back as int32 (0 or 1): vectorised stores of bool were the slowest part of the
-    kernel. Compiling takes seconds; inductor caches kernels on disk.
-    """
-
-    def fused(
-        thresholds: Tensor, physics: Tensor, steps: Tensor, actions: Tensor, grid: Tensor
-    ) -> Outcome:
-        fresh = reset_state(params, grid, physics.dtype)
-        new, reward, terminated, truncated, following, steps = advance(
-            params, thresholds, physics, steps, actions, fresh, rowwise=True
-        )
-        flags = terminated.to(torch.int32), truncated.to(torch.int32)
-        return new, reward, *flags, following, steps
-
-    steps_dtype = torch.int32 if dtype == torch.float32 else torch.int64
-    example = [
-        torch.zeros(2, 1, dtype=dtype, device=device),
-        torch.zeros(4, num_envs, dtype=dtype, device=device),
-        torch.zeros(num_envs, dtype=steps_dtype, device=device),
-        torch.zeros(num_envs, dtype=torch.int64, device=device),
-        torch.zeros(4, num_envs, dtype=torch.int16, device=device),
-    ]
-    return torch._inductor.compile(make_fx(fused)(*example), example)
-
-
-def reset_state(params: spec.Params, grid: Tensor, dtype: torch.dtype) -> Tensor:
-    """`[4, K]` reset states from int16 `grid` (`[4, K]`): `k * reset_bound / 2^15` each.
-
-    Uniform over 65536 points spaced `reset_bound / 2^15` apart in `[-reset_bound,
-    reset_bound)` when `k` is uniform in `[-2^15, 2^15)`.
-    """
-    return grid.to(dtype).mul_(params.reset_bound / 2**15)
-
-
-def physics_step(params: spec.Params, physics: Tensor, actions: Tensor) -> Tensor:
-    """`spec.envs.cartpole.accelerations` then `integrate`, over a `[4, N]` state; a new tensor.
-
-    The constants are folded so that each quantity costs one or two tensor operations; the
-    results differ from the spec's by a few units in the last place.
-    """
-    theta, theta_dot = physics[2], physics[3]
-    total, pml, half = params.total_mass, params.polemass_length, params.half_length
-    costheta = torch.cos(theta)
-    sintheta = torch.sin(theta)
-    # temp = (force + m_p l theta_dot^2 sin(theta)) / (m_c + m_p), force = (2 a - 1) force_mag
-    temp = actions.to(physics.dtype).mul_(2.0 * params.force_mag / total)
-    temp.sub_(params.force_mag / total).addcmul_(theta_dot * theta_dot, sintheta, value=pml / total)
-    # theta_acc = (g sin - cos temp) / (l (4/3 - m_p cos^2 / (m_c + m_p))), both sides negated
-    minus_denominator = torch.mul(costheta, costheta).mul_(params.mass_pole / total * half)
-    minus_denominator.sub_(4.0 / 3.0 * half)
-    minus_numerator = torch.mul(costheta, temp).sub_(sintheta, alpha=params.gravity)
-    theta_acc = torch.div(minus_numerator, minus_denominator)
-    # x_acc = temp - m_p l theta_acc cos / (m_c + m_p)
-    x_acc = torch.addcmul(temp, theta_acc, costheta, value=-pml / total)
-    x, x_dot, tau = physics[0], physics[1], params.tau
-    if params.integrator == "euler":
-        new_x, new_theta = x.add(x_dot, alpha=tau), theta.add(theta_dot, alpha=tau)
-        new_x_dot, new_theta_dot = x_dot.add(x_acc, alpha=tau), theta_dot.add(theta_acc, alpha=tau)
-    else:
-        new_x_dot, new_theta_dot = x_dot.add(x_acc, alpha=tau), theta_dot.add(theta_acc, alpha=tau)
-        new_x, new_theta = x.add(new_x_dot, alpha=tau), theta.add(new_theta_dot, alpha=tau)
-    # Stacked, not written into rows with `out=`: compiled (`fused_advance`), a stack fuses.
-    return torch.stack((new_x, new_x_dot, new_theta, new_theta_dot))
-
-
-def is_terminated(thresholds: Tensor, physics: Tensor) -> Tensor:
-    """`[N]` bool: |x| > x_threshold or |theta| > theta_threshold (`spec...is_terminated`).
-
-    `thresholds` is `[[x_threshold], [theta_threshold]]`; x and theta are compared in one
-    operation. NaN entries never terminate, as in the spec.
-    """
-    beyond = physics[0::2].abs() > thresholds
-    return beyond[0] | beyond[1]
-
-
-def rewards(params: spec.Params, terminated: Tensor, dtype: torch.dtype) -> Tensor:
-    """`[N]`: `spec.envs.cartpole.reward` for each copy, in `dtype`."""
-    if params.sutton_barto_reward:
-        return torch.zeros(terminated.shape, dtype=dtype, device=terminated.device).sub_(
-            terminated.to(dtype)
-        )
-    return torch.ones(terminated.shape, dtype=dtype, device=terminated.device)
