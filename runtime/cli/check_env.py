@@ -15,8 +15,6 @@ the current directory or the Python path.
 """
 
 import argparse
-import os
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +23,7 @@ import torch
 
 from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
+from checked_rl.runtime.cli.env_ids import EnvIdError, resolve_env_id
 from checked_rl.runtime.contract import ContractViolation, Transition
 from checked_rl.runtime.sessions import (
     GYMNASIUM_KINDS,
@@ -114,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
             f"expected --steps >= 1, --num-envs >= 1 and --timeout > 0, got {args.steps}, "
             f"{args.num_envs} and {args.timeout}"
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    try:
+        resolve_env_id(args.env_id)
+    except EnvIdError as error:
+        raise CLIError(f"cannot check {args.env_id!r}: {error}") from None
     kind = args.kind
     options = (
         {"num_servers": min(args.num_servers, args.num_envs), "timeout": args.timeout}
