@@ -79,7 +79,12 @@ def run_train(args: argparse.Namespace) -> int:
     from checked_rl.runtime.cli.seeds import run_seeds
     from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
     from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig, preset
-    from checked_rl.runtime.ppo.rundir import check_file_path, default_run_dir, resolve_resume
+    from checked_rl.runtime.ppo.rundir import (
+        check_file_path,
+        check_writable,
+        default_run_dir,
+        resolve_resume,
+    )
     from checked_rl.runtime.ppo.train import train
 
     if args.seeds is not None:
@@ -103,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
                                        f"checkpoint {checkpoint}")
         else:
             config = preset(args.preset or "default", **overrides)
-            env_id = env_id_option(args.env_id or DEFAULT_ENV_ID)
+            env_id = env_id_option(DEFAULT_ENV_ID if args.env_id is None else args.env_id)
     except (ValueError, TypeError, CheckpointError, EnvIdError) as error:
         raise CLIError(str(error)) from None
     kind = session_kind(args.kind or run.get("kind", "torch"))
@@ -120,6 +125,19 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir)
     else:
         run_dir = resume_dir or default_run_dir(env_id, args.name)
+    if checkpoint is None and (run_dir / "config.json").exists():
+        raise CLIError(f"run directory {run_dir} already holds a run (config.json): choose "
+                       f"another --run-dir or --resume it")
+    try:  # every place written to, before anything is trained
+        for directory, what in ((run_dir, "the run directory"),
+                                (None if log_path is None else log_path.parent,
+                                 "the directory of --log"),
+                                (None if copy_path is None else copy_path.parent,
+                                 "the directory of --checkpoint")):
+            if directory is not None:
+                check_writable(directory, what)
+    except OSError as error:
+        raise CLIError(str(error)) from None
     say = _Printer(args.quiet)
     say(f"run directory: {run_dir}")
     try:
@@ -135,7 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CLIError(f"{type(error).__name__}: {error}") from None
     except (ContractViolation, EnvironmentStepError, BridgeError) as error:
-        raise CLIError(f"{env_id}: {one_line(error)} (last checkpoint in {run_dir})") from None
+        raise CLIError(f"{env_id}: {one_line(error)}") from None
     except KeyboardInterrupt:
         print(f"checked-rl train: interrupted; the last completed update is saved in "
               f"{run_dir}", file=sys.stderr)

@@ -7,7 +7,11 @@ TorchScript file needs only `torch` to run (`torch.jit.load(path)(observation)`)
 `[B, *S]` of float32 and returns `[B]` int64.
 """
 
+import contextlib
 import importlib.util
+import io
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -56,7 +60,15 @@ def export_onnx(model: ActorCritic, path: Path) -> None:
     """Write the greedy actor of `model` to `path` as ONNX, with a dynamic batch size."""
     actor = GreedyActor(model).eval()
     example = torch.zeros(2, *model.observation_shape)
-    torch.onnx.export(
-        actor, (example,), str(path), input_names=["observation"], output_names=["action"],
-        dynamic_shapes={"observation": {0: torch.export.Dim("batch")}}, dynamo=True,
-    )
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the exporter's notes on packages it does not need
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            actor, (example,), input_names=["observation"], output_names=["action"],
+            dynamic_shapes={"observation": {0: torch.export.Dim("batch")}}, dynamo=True,
+            verbose=False,
+        )
+    logger.setLevel(level)
+    program.save(str(path), external_data=False)

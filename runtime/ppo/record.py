@@ -5,6 +5,7 @@ The environment is made with `render_mode="rgb_array"` (the classic-control ones
 kept and written as an animated GIF with Pillow (installed with matplotlib).
 """
 
+import os
 from pathlib import Path
 
 import gymnasium
@@ -29,6 +30,8 @@ def record_episode(model: ActorCritic, env_id: str, path: Path, *, seed: int,
     """Record the greedy policy's episode from `seed` into the GIF `path`; (return, length)."""
     if path.suffix.lower() != ".gif":
         raise RecordError(f"--record {path}: only .gif files are written, got {path.suffix!r}")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # frames in memory: no window, no sound
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     try:
         env = gymnasium.make(env_id, render_mode="rgb_array")
     except gymnasium.error.Error as error:
