@@ -168,3 +168,26 @@ def test_env_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert checkpoint_env_id("units_envs:Plain", None, True, "c") == "units_envs:Plain"
     assert checkpoint_env_id("units_envs:Plain", "CartPole-v1", False, "c") == "CartPole-v1"
     assert checkpoint_env_id("CartPole-v1", None, False, "c") == "CartPole-v1"
+
+
+def test_seeds_lie_in_0_to_2_to_the_64() -> None:
+    from checked_rl.runtime.ppo.config import PPOConfig
+
+    for bad in (-1, 2**64, 2**64 - 1):
+        with pytest.raises(ValueError, match="2\\^64"):
+            PPOConfig(seed=bad)
+    assert PPOConfig(seed=2**64 - 1_000_020).eval_seed + 20 == 2**64
+
+
+def test_evaluation_counts_each_first_episodes_length() -> None:
+    from checked_rl.runtime.ppo.evaluate import evaluate_episodes
+    from checked_rl.runtime.sessions import make_session
+
+    def left(observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = torch.tensor([1.0, 0.0]).expand(len(observations), 2)
+        return logits, torch.zeros(len(observations))
+
+    with make_session("torch", num_envs=3) as session:
+        returns, lengths = evaluate_episodes(session, left, seed=0, max_episode_steps=500)
+    assert lengths.tolist() == returns.long().tolist()  # CartPole: reward 1 per step
+    assert all(5 <= n <= 20 for n in lengths.tolist())  # pushing left falls within a few steps
