@@ -16,6 +16,8 @@ from checked_rl.runtime.ppo.checkpoint import load_checkpoint
 from checked_rl.runtime.ppo.metrics import CSV_COLUMNS
 from tests.runs_helpers import CORRIDOR, TINY, one_line_error, run
 
+pytestmark = pytest.mark.timeout(900)  # fresh interpreters on a loaded machine: a safety net
+
 TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript"))
 PYGAME = importlib.util.find_spec("pygame") is not None
@@ -65,6 +67,8 @@ def test_every_metric_per_update_and_every_evaluation_on_stderr(default_run) -> 
             float(row[name])  # present and a number on every update (eval_every is 1)
         assert float(row["eval_min"]) <= float(row["eval_mean"]) <= float(row["eval_max"])
     assert float(rows[0]["learning_rate"]) > float(rows[2]["learning_rate"])  # annealed
+    assert all(float(row["explained_variance"]) <= 1.0 for row in rows)
+    assert len({row["explained_variance"] for row in rows}) == 3  # measured, not a constant
     assert sum(int(row["episodes"]) for row in rows) >= 1  # CartPole episodes end quickly
     lines = [line for line in err.splitlines() if line.startswith("update ")]
     assert len(lines) == 3 and lines[0].startswith("update 1/3, 32 steps: greedy return ")
@@ -83,7 +87,6 @@ def test_best_holds_the_best_evaluation_and_last_the_end(default_run) -> None:
     assert summary["best_return"] == max(means) and summary["final_return"] == means[-1]
 
 
-@pytest.mark.timeout(600)
 def test_resume_continues_into_the_same_run_directory(tmp_path: Path) -> None:
     first = run("train", *TINY, "--updates", "4", "--run-dir", "r", "--eval-every", "2",
                 "--checkpoint-every", "2", cwd=tmp_path)
@@ -128,7 +131,6 @@ def test_unwritable_places_are_refused_before_training(
     assert "already holds a run" in capsys.readouterr().err
 
 
-@pytest.mark.timeout(600)
 def test_several_seeds_in_parallel_match_single_runs(tmp_path: Path) -> None:
     result = run("train", *TINY, "--updates", "3", "--seeds", "0-1", "--jobs", "2",
                  "--run-dir", "many", cwd=tmp_path)
@@ -220,7 +222,6 @@ def test_the_onnx_file_gives_the_torchscript_actions(default_run) -> None:
     assert actions.tolist() == torch.jit.load(str(cwd / "o.pt"))(torch.from_numpy(batch)).tolist()
 
 
-@pytest.mark.timeout(600)  # ten fresh interpreters on a loaded machine; a safety net only
 def test_module_ids_resolve_alike_and_a_checkpoint_imports_nothing_unasked(
     tmp_path: Path,
 ) -> None:

@@ -25,6 +25,8 @@ from checked_rl.runtime.ppo.config import PPOConfig
 from checked_rl.runtime.ppo.train import train
 from tests.runs_helpers import one_line_error, run
 
+pytestmark = pytest.mark.timeout(900)  # fresh interpreters on a loaded machine
+
 TINY = PPOConfig(num_envs=2, horizon=8, hidden=8, updates=1, eval_episodes=2,
                  eval_max_episode_steps=20)
 

@@ -9,6 +9,8 @@ import pytest
 
 from tests.runs_helpers import TINY, one_line_error, run
 
+pytestmark = pytest.mark.timeout(900)  # fresh interpreters on a loaded machine
+
 HUGE = "1000000000"
 
 CASES = {
