@@ -243,6 +243,9 @@ def test_module_ids_resolve_alike_and_a_checkpoint_imports_nothing_unasked(
     assert run("train", "--resume", "c", "--updates", "2", "--trust-checkpoint-env",
                cwd=tmp_path).returncode == 0
     assert run("export", "c/last.pt", "c.pt", "--no-onnx", cwd=tmp_path).returncode == 0
+    line = one_line_error(run("eval", "c/last.pt", "--env-id", "CartPole-v1", "--kind",
+                              "gymnasium", cwd=tmp_path), "eval")
+    assert "its network takes observations of shape (1,) and 2 actions" in line
 
 
 def test_a_module_id_that_names_nothing_is_one_line(tmp_path: Path) -> None:

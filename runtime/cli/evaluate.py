@@ -84,6 +84,13 @@ def run_eval(args: argparse.Namespace) -> int:
                  else args.max_episode_steps)
     with open_session("evaluate on", kind, policy.env_id, num_envs=1, device=device) as probe:
         check_memory(kind, probe, eval_episodes=args.episodes, episodes_option="--episodes")
+        spaces = (tuple(probe.observation_shape), probe.n_actions)
+    if spaces != (policy.model.observation_shape, policy.model.n_actions):
+        raise CLIError(
+            f"checkpoint {args.checkpoint}: its network takes observations of shape "
+            f"{policy.model.observation_shape} and {policy.model.n_actions} actions, "
+            f"{policy.env_id} has {spaces[0]} and {spaces[1]}"
+        )
     model = policy.model.to(device)
     try:
         with open_session("evaluate on", kind, policy.env_id, num_envs=args.episodes,
@@ -92,10 +99,6 @@ def run_eval(args: argparse.Namespace) -> int:
                                                  max_episode_steps=max_steps)
     except (ContractViolation, EnvironmentStepError) as error:
         raise CLIError(f"{policy.env_id}: {one_line(error)}") from None
-    if model.observation_shape != tuple(session.observation_shape):
-        raise CLIError(f"checkpoint {args.checkpoint}: its network takes observations of "
-                       f"shape {model.observation_shape}, {policy.env_id} gives "
-                       f"{tuple(session.observation_shape)}")
     values = [float(v) for v in returns.tolist()]
     steps = [int(n) for n in lengths.tolist()]
     mean = sum(values) / len(values)
