@@ -25,7 +25,7 @@ COMMAND = [sys.executable, "-m", "checked_rl.runtime.cli"]
 TINY = ["--num-envs", "2", "--horizon", "8", "--hidden", "8", "--eval-episodes", "2",
         "--eval-max-episode-steps", "20", "--quiet"]
 REPOSITORY = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 60.0
+STARTUP_TIMEOUT = 300.0
 """Seconds a subprocess may take to get going (a safety net, not an assertion about speed)."""
 
 

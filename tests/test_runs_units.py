@@ -193,3 +193,18 @@ def test_evaluation_counts_each_first_episodes_length() -> None:
         returns, lengths = evaluate_episodes(session, left, seed=0, max_episode_steps=500)
     assert lengths.tolist() == returns.long().tolist()  # CartPole: reward 1 per step
     assert all(5 <= n <= 20 for n in lengths.tolist())  # pushing left falls within a few steps
+
+
+def test_a_class_id_whose_name_the_module_registered_with_a_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gymnasium
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "versioned_envs.py").write_text(
+        "import gymnasium\n\nclass Versioned(gymnasium.Env):\n    pass\n\n"
+        "gymnasium.register(id='Versioned-v3', entry_point=Versioned)\n"
+    )
+    assert resolve_env_id("versioned_envs:Versioned") == "versioned_envs:Versioned"
+    assert "Versioned" not in gymnasium.registry  # left to Gymnasium: the latest version

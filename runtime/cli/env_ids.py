@@ -7,7 +7,8 @@
   `gymnasium.make` does;
 - `module:Class`: the module is imported and its `gymnasium.Env` subclass `Class` is
   registered with Gymnasium under the id `Class` (in this process: a `gymnasium-subprocess`
-  session needs the module to register an id itself).
+  session needs the module to register an id itself), unless the module registered `Class`
+  with versions (`Class-v0`), which Gymnasium then makes (the latest version).
 
 The current directory is importable, so `my_envs:Corridor-v0` finds `./my_envs.py`. A module
 that does not import, or a name it does not provide, is one line (`EnvIdError`). A checkpoint
@@ -57,7 +58,9 @@ def resolve_env_id(env_id: str) -> str:
             f"environment id {env_id!r}: module {module_name!r} failed to import: "
             f"{type(error).__name__}: {lines[0]}"
         ) from None
-    if name in gymnasium.registry:
+    if name in gymnasium.registry or any(
+        spec.namespace is None and spec.name == name for spec in gymnasium.registry.values()
+    ):  # registered, or registered with versions (Gymnasium then makes the latest one)
         return env_id
     found = getattr(module, name, None)
     if isinstance(found, type) and issubclass(found, gymnasium.Env):
