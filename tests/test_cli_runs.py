@@ -66,6 +66,8 @@ def test_every_metric_per_update_and_every_evaluation_on_stderr(default_run) -> 
                      "eval_std", "eval_min", "eval_max"):
             float(row[name])  # present and a number on every update (eval_every is 1)
         assert float(row["eval_min"]) <= float(row["eval_mean"]) <= float(row["eval_max"])
+        spread = float(row["eval_max"]) - float(row["eval_min"])  # two episodes per evaluation
+        assert float(row["eval_std"]) == pytest.approx(spread / 2)  # the population std
     assert float(rows[0]["learning_rate"]) > float(rows[2]["learning_rate"])  # annealed
     assert all(float(row["explained_variance"]) <= 1.0 for row in rows)
     assert len({row["explained_variance"] for row in rows}) == 3  # measured, not a constant
