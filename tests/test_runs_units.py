@@ -208,3 +208,18 @@ def test_a_class_id_whose_name_the_module_registered_with_a_version(
     )
     assert resolve_env_id("versioned_envs:Versioned") == "versioned_envs:Versioned"
     assert "Versioned" not in gymnasium.registry  # left to Gymnasium: the latest version
+
+
+def test_best_keeps_the_first_of_equal_evaluations(tmp_path: Path) -> None:
+    """A run whose greedy returns never improve (seed 1 of this tiny config: 10.0 each time,
+    reproducible bit for bit on the CPU): `best.pt` stays the first update's."""
+    from checked_rl.runtime.ppo.checkpoint import load_checkpoint
+    from checked_rl.runtime.ppo.config import PPOConfig
+    from checked_rl.runtime.ppo.train import train
+
+    config = PPOConfig(seed=1, num_envs=4, horizon=8, hidden=8, updates=3, eval_episodes=2,
+                       eval_max_episode_steps=30)
+    result = train(config, run_dir=tmp_path / "run")
+    assert result.log.values == [10.0, 10.0, 10.0] and result.best == 10.0
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["update"] == 1
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["update"] == 3
