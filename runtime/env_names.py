@@ -1,13 +1,18 @@
 """Environment names as users write them: a Gymnasium id, `module:EnvId` or `module:Class`.
 
-`resolve_env_id` turns any of them into a registered Gymnasium id, so that everything that makes
-environments from ids (the Gymnasium session kinds, `check-env`, the pytest plugin) accepts a
-class as readily as an id:
+`resolve_env_id` makes any of them something `gymnasium.make` accepts, so that everything that
+makes environments from ids (the Gymnasium session kinds, `train`, `eval`, `check-env`,
+`export`, the pytest plugin) accepts a class as readily as an id, and the name a user wrote is
+the name that is kept (in a run's config, in a checkpoint):
 
-- `CartPole-v1`, `checked_rl/CartPole-v1`: registered ids, returned unchanged;
+- `CartPole-v1`, `checked_rl/CartPole-v1`: ids, returned unchanged (the session kind decides);
 - `module:Name-v0`: Gymnasium's own form (importing `module` registers `Name-v0`), unchanged;
-- `module:Class`, where `Class` is a `gymnasium.Env` subclass of `module`: registered once (in
-  this process) as `module.Class-v0` with `module:Class` as its entry point, which is returned.
+  `module:Name` where the module registers `Name` with versions makes the latest version;
+- `module:Class`, where `Class` is a `gymnasium.Env` subclass of `module`: `Class` is registered
+  (in this process) with `module:Class` as its entry point, and the name is returned unchanged:
+  `gymnasium.make("module:Class")` imports the module and makes it. A bridge server is another
+  process: there the module must register an id itself (`registered_from_class` tells the two
+  apart).
 
 Modules are imported from the Python path (callers that take names from a command line put the
 current directory on it first).
@@ -17,30 +22,54 @@ import importlib
 
 import gymnasium
 
-__all__ = ["resolve_env_id"]
+__all__ = ["registered_from_class", "resolve_env_id"]
+
+
+def _registered(name: str) -> bool:
+    """Whether `name` is a registered id, or the name of ids registered with versions."""
+    return name in gymnasium.registry or any(
+        spec.namespace is None and spec.name == name for spec in gymnasium.registry.values()
+    )
 
 
 def resolve_env_id(name: str) -> str:
-    """The registered Gymnasium id for `name` (see the module docstring).
+    """`name`, after importing its module and registering its class (see the module docstring).
 
     Raises:
-        ImportError: the module of `module:...` does not import.
-        ValueError: `module:X` where `X` is neither an id the module registers nor a
-            `gymnasium.Env` subclass in it; the message names both forms.
+        ImportError: the module of `module:...` does not import (whatever the module raised
+            is the cause).
+        ValueError: a malformed name, or `module:X` where `X` is neither an id the module
+            registers nor a `gymnasium.Env` subclass in it; the message names both forms.
     """
     if ":" not in name:
         return name
     module_name, _, attribute = name.partition(":")
-    module = importlib.import_module(module_name)
-    if attribute in gymnasium.registry:
+    if not module_name or not attribute or ":" in attribute:
+        raise ValueError(f"{name!r}: expected ID or module:Name")
+    try:
+        module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # any failure of the user's module, SystemExit included
+        lines = str(error).strip().splitlines() or [""]
+        raise ImportError(
+            f"{name!r}: module {module_name!r} failed to import: {type(error).__name__}: "
+            f"{lines[0]}"
+        ) from error
+    if _registered(attribute):
         return name
     target = getattr(module, attribute, None)
     if not (isinstance(target, type) and issubclass(target, gymnasium.Env)):
         raise ValueError(
-            f"{name!r}: {module_name} neither registers the Gymnasium id {attribute!r} nor "
-            f"defines a gymnasium.Env subclass of that name"
+            f"{name!r}: module {module_name!r} neither registers the Gymnasium id {attribute!r} "
+            f"nor defines a gymnasium.Env subclass {attribute!r}"
         )
-    env_id = f"{module_name}.{attribute}-v0"
-    if env_id not in gymnasium.registry:
-        gymnasium.register(id=env_id, entry_point=f"{module_name}:{attribute}")
-    return env_id
+    gymnasium.register(id=attribute, entry_point=name)
+    return name
+
+
+def registered_from_class(name: str) -> bool:
+    """Whether `name` is a `module:Class` that `resolve_env_id` registered in this process."""
+    attribute = name.partition(":")[2]
+    spec = gymnasium.registry.get(attribute) if ":" in name else None
+    return spec is not None and spec.entry_point == name

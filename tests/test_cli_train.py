@@ -25,8 +25,14 @@ COMMAND = [sys.executable, "-m", "checked_rl.runtime.cli"]
 TINY = ["--num-envs", "2", "--horizon", "8", "--hidden", "8", "--eval-episodes", "2",
         "--eval-max-episode-steps", "20", "--quiet"]
 REPOSITORY = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 60.0
+STARTUP_TIMEOUT = 300.0
 """Seconds a subprocess may take to get going (a safety net, not an assertion about speed)."""
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs write their run directories under runs/ of the current directory."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -47,7 +53,7 @@ def test_train_then_eval(tmp_path: Path) -> None:
     evaluated = _run("eval", str(checkpoint), "--episodes", "3", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.startswith("average greedy return over 3 episodes: ")
-    assert 1.0 <= float(evaluated.stdout.split(": ")[1]) <= 500.0
+    assert 1.0 <= float(evaluated.stdout.split(": ")[1].split()[0]) <= 500.0
 
 
 def _normalised(text: str) -> str:
@@ -63,7 +69,9 @@ def test_help_shows_every_field_with_its_docstring_and_the_default_preset_value(
     assert stop.value.code == 0
     shown = _normalised(capsys.readouterr().out)
     for option in ("--preset NAME", "--kind KIND", "--env-id ID", "--device DEVICE",
-                   "--log PATH|off", "--checkpoint PATH", "--resume PATH", "--quiet"):
+                   "--log PATH|off", "--checkpoint PATH", "--resume RUN_DIR_OR_CHECKPOINT",
+                   "--run-dir DIR", "--seeds LIST", "--jobs J", "--trust-checkpoint-env",
+                   "--quiet"):
         assert option in shown
     assert _normalised(", ".join(KINDS)) in shown
     # The docstrings as the documentation site reads them (griffe, mkdocstrings' reader).
@@ -126,7 +134,7 @@ BAD_INPUT = {
     "preset with resume": (["train", "--resume", "absent.pt", "--preset", "default"],
                            "--preset cannot be combined with --resume"),
     "missing resume checkpoint": (["train", "--resume", "absent.pt"],
-                                  "checkpoint absent.pt does not exist"),
+                                  "--resume absent.pt: no such run directory or checkpoint"),
     "uneven minibatches": (["train", "--minibatches", "3"], "minibatches must divide"),
     "unknown device": (["train", "--device", "tpu"], "--device must be cpu or cuda, got 'tpu'"),
     "missing checkpoint": (["eval", "absent.pt"], "checkpoint absent.pt does not exist"),
@@ -152,8 +160,8 @@ BAD_INPUT = {
         ["train", "--kind", "gymnasium-subprocess", "--env-id", "Nope-v0"],
         "cannot train on 'Nope-v0' with a 'gymnasium-subprocess' session: bridge: server 0"),
     "unknown module": (["train", "--kind", "gymnasium", "--env-id", "no_such_module:Env-v0"],
-                       "cannot train on 'no_such_module:Env-v0' with a 'gymnasium' session: "
-                       "ModuleNotFoundError: No module named 'no_such_module'"),
+                       "environment id 'no_such_module:Env-v0': module 'no_such_module' failed "
+                       "to import: ModuleNotFoundError: No module named 'no_such_module'"),
     "box actions": (["train", "--kind", "gymnasium", "--env-id", "Pendulum-v1"],
                     "cannot train on 'Pendulum-v1' with a 'gymnasium' session: ValueError: "),
     "no command": ([], "the following arguments are required: COMMAND"),
@@ -236,8 +244,8 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(command: str, tmp_path: Pat
     args = [*command.split(), "notes.txt"]
     result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2
-    message = ("checkpoint notes.txt is not readable (expected a file written by "
-               "save_checkpoint): torch.load raised UnpicklingError: ")
+    message = ("checkpoint notes.txt is not a checkpoint of checked-rl (expected a file "
+               "written by save_checkpoint; reading it as one failed with UnpicklingError)")
     _assert_one_line_error(args, message, result.stderr)
 
 
@@ -275,8 +283,14 @@ def test_eval_of_a_model_that_does_not_fit_its_network_is_one_line(
     path = tmp_path / "wider.pt"
     save_checkpoint(path, {**saved_run, "network": {**saved_run["network"], "hidden": 16}})
     line = _eval_error([str(path)], capsys)
-    assert f"checkpoint {path}: its model does not fit its network" in line
-    assert "'hidden': 16" in line and "size mismatch" in line
+    assert f"checkpoint {path} is not valid: network hidden=16 differs from its config's " \
+        "hidden=8" in line
+    wider = {**saved_run["config"], "hidden": 16}
+    save_checkpoint(path, {**saved_run, "config": wider,
+                           "network": {**saved_run["network"], "hidden": 16}})
+    line = _eval_error([str(path)], capsys)
+    assert f"checkpoint {path} is not valid: model parameter actor.0.weight has shape (8, 4)" \
+        in line and "needs (16, 4)" in line
 
 
 def test_eval_cuts_episodes_at_max_episode_steps(
@@ -285,4 +299,6 @@ def test_eval_cuts_episodes_at_max_episode_steps(
     path = tmp_path / "run.pt"
     save_checkpoint(path, saved_run)
     assert main(["eval", str(path), "--episodes", "2", "--max-episode-steps", "3"]) == 0
-    assert capsys.readouterr().out == "average greedy return over 2 episodes: 3.00\n"
+    assert capsys.readouterr().out == (
+        "average greedy return over 2 episodes: 3.00 (std 0.00, min 3.00, max 3.00)\n"
+        "episode lengths: mean 3.0, min 3, max 3\n")

@@ -7,7 +7,7 @@ import torch
 from checked_rl.runtime.ppo.config import PPOConfig
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.rollout import TrainingBatch
-from checked_rl.runtime.ppo.train import minibatch_loss
+from checked_rl.runtime.ppo.update import minibatch_loss
 from checked_rl.spec import ppo as spec_ppo
 
 

@@ -144,7 +144,7 @@ def test_load_checkpoint_refuses_missing_and_foreign_files(tmp_path: Path) -> No
     assert "does not exist" in _refused(tmp_path / "absent.pt")
     for name, content in [("garbage.pt", b"not a checkpoint"), ("empty.pt", b"")]:
         (tmp_path / name).write_bytes(content)
-        assert "not readable (expected a file written by save_checkpoint)" in _refused(
+        assert "is not a checkpoint of checked-rl (expected a file written by" in _refused(
             tmp_path / name
         )
     with pytest.raises(CheckpointError, match="lacks keys"):

@@ -10,7 +10,9 @@ helps to write from the exception that was caught.
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -29,7 +31,12 @@ __all__ = [
     "one_line",
 ]
 
-SUBCOMMAND_MODULES = ("checked_rl.runtime.cli.check_env", "checked_rl.runtime.cli.train")
+SUBCOMMAND_MODULES = (
+    "checked_rl.runtime.cli.check_env",
+    "checked_rl.runtime.cli.train",
+    "checked_rl.runtime.cli.evaluate",
+    "checked_rl.runtime.cli.export",
+)
 
 SESSION_ERRORS = (gymnasium.error.Error, ImportError, ValueError, BridgeError)
 """What `make_session` raises for an environment a kind cannot build: an id the kind does not
@@ -93,11 +100,14 @@ def build_parser() -> CommandParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: `sys.argv[1:]`), run the subcommand and return its exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, unrecognized = parser.parse_known_args(argv)
+    args.argv = argv
     if unrecognized:  # reported by the subcommand, so the message names it
         parser.subcommands[args.command].error(
             f"unrecognized arguments: {' '.join(unrecognized)}"
         )
+    restore = _interrupt_once()
     try:
         return int(args.handler(args))
     except CLIError as error:
@@ -106,3 +116,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"checked-rl {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
+
+
+def _interrupt_once() -> Any:
+    """Make only the first Ctrl-C (SIGINT) interrupt; later ones are ignored while the command
+    finishes what the first one started (the last save), so no second KeyboardInterrupt can
+    break a save or print a traceback. Returns a function that restores the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    seen = []
+
+    def handle(signum: int, frame: Any) -> None:
+        if seen:
+            return
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handle)
+    # After an interrupt the process is on its way out: a late Ctrl-C stays ignored.
+    return lambda: signal.signal(signal.SIGINT, signal.SIG_IGN if seen else previous)

@@ -22,8 +22,6 @@ Python path.
 """
 
 import argparse
-import os
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +30,9 @@ import torch
 
 from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
+from checked_rl.runtime.cli.env_ids import EnvIdError, resolve_env_id
 from checked_rl.runtime.contract import ContractViolation, Transition
-from checked_rl.runtime.env_names import resolve_env_id
+from checked_rl.runtime.env_names import registered_from_class
 from checked_rl.runtime.sessions import (
     GYMNASIUM_KINDS,
     CheckedSession,
@@ -167,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
             f"expected --steps >= 1, --num-envs >= 1 and --timeout > 0, got {args.steps}, "
             f"{args.num_envs} and {args.timeout}"
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    try:
+        resolve_env_id(args.env_id)
+    except EnvIdError as error:
+        raise CLIError(f"cannot check {args.env_id!r}: {error}") from None
     kind = "gymnasium-vector" if args.vector else args.kind
     options: dict[str, Any] = {}
     if kind == "gymnasium-subprocess":
@@ -177,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
         options = {"vectorization_mode": args.vectorization_mode}
         options["autoreset_mode"] = args.autoreset_mode
     try:
-        env_id = resolve_env_id(args.env_id)
-        if kind == "gymnasium-subprocess" and env_id != args.env_id:
+        env_id = args.env_id
+        if kind == "gymnasium-subprocess" and registered_from_class(env_id):
             raise ValueError(
                 "module:Class runs in this process only (bridge servers make environments from "
                 "registered ids); use --kind gymnasium or --vector, or register an id"

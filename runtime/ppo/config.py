@@ -16,12 +16,16 @@ __all__ = [
     "DEFAULT_ENV_ID",
     "EVAL_SEED_OFFSET",
     "PRESETS",
+    "SEED_BOUND",
     "PPOConfig",
     "preset",
 ]
 
 DEFAULT_ENV_ID = "CartPole-v1"
 """The environment trained on unless another is named."""
+
+SEED_BOUND = 2**64
+"""Seeds lie in [0, SEED_BOUND): what torch's generators and NumPy's seed sequences take whole."""
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation episode j of a run seeded s is reset with seed s + EVAL_SEED_OFFSET + j.
@@ -98,8 +102,15 @@ class PPOConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"PPOConfig.{name} must be a positive integer, got {value!r}")
-        if self.seed < 0:
-            raise ValueError(f"PPOConfig.seed must be >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"PPOConfig.seed must be an integer, got {self.seed!r}")
+        if not 0 <= self.seed < SEED_BOUND:
+            raise ValueError(f"PPOConfig.seed must lie in [0, 2^64), got {self.seed}")
+        if self.eval_seed + self.eval_episodes > SEED_BOUND:
+            raise ValueError(
+                f"PPOConfig.seed {self.seed} is too close to 2^64: the evaluation seeds "
+                f"seed + {EVAL_SEED_OFFSET} + j must stay below 2^64"
+            )
         for name in ("gamma", "lam"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

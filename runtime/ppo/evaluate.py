@@ -12,7 +12,7 @@ from checked_rl.runtime import distributions
 from checked_rl.runtime.ppo.model import Policy
 from checked_rl.runtime.sessions.base import CheckedSession
 
-__all__ = ["ANY_ACTIVE_CHECK_EVERY", "evaluate"]
+__all__ = ["ANY_ACTIVE_CHECK_EVERY", "evaluate", "evaluate_episodes"]
 
 ANY_ACTIVE_CHECK_EVERY = 16
 """Steps between checks whether every episode has ended (each check waits for the device)."""
@@ -29,6 +29,13 @@ def evaluate(
         seed: the session is reset with it, so environment j starts from seed + j.
         max_episode_steps: the most steps an episode may take before it is cut.
     """
+    return evaluate_episodes(session, policy, seed=seed, max_episode_steps=max_episode_steps)[0]
+
+
+def evaluate_episodes(
+    session: CheckedSession, policy: Policy, *, seed: int, max_episode_steps: int
+) -> tuple[Tensor, Tensor]:
+    """`evaluate`'s returns `[E]` and the lengths `[E]` (int64) of the same episodes."""
     if (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int)
             or max_episode_steps < 1):
         raise ValueError(
@@ -36,13 +43,15 @@ def evaluate(
         )
     session.reset(seed=seed)
     totals = torch.zeros(session.num_envs, dtype=torch.float64, device=session.device)
+    lengths = torch.zeros(session.num_envs, dtype=torch.int64, device=session.device)
     active = torch.ones(session.num_envs, dtype=torch.bool, device=session.device)
     with torch.no_grad():
         for step in range(max_episode_steps):
             logits, _ = policy(session.observe())
             transition = session.step_checked(distributions.greedy(logits))
             totals += torch.where(active, transition.reward.to(totals.dtype), 0.0)
+            lengths += active.to(lengths.dtype)
             active &= ~(transition.terminated | transition.truncated)
             if (step + 1) % ANY_ACTIVE_CHECK_EVERY == 0 and not bool(active.any()):
                 break
-    return totals
+    return totals, lengths
