@@ -36,6 +36,7 @@ from checked_rl.runtime.env_names import registered_from_class
 from checked_rl.runtime.sessions import (
     GYMNASIUM_KINDS,
     CheckedSession,
+    EnvironmentCloseError,
     EnvironmentStepError,
     make_session,
 )
@@ -87,7 +88,7 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
             transition = session.step_checked(actions)
         except (KeyboardInterrupt, BridgeError):  # Ctrl-C; a dead server: reported by run()
             raise
-        except (ContractViolation, EnvironmentStepError) as error:
+        except ContractViolation as error:
             report.violations.append(str(error))
             observation = _reset(session, None, report)
             continue
@@ -111,7 +112,7 @@ def _reset(session: CheckedSession, seed: int | None, report: CheckReport) -> to
             return session.reset(seed=seed)
         except (KeyboardInterrupt, BridgeError):
             raise
-        except (ContractViolation, EnvironmentStepError) as error:
+        except ContractViolation as error:
             report.violations.append(f"reset: {error}")
         except BaseException as error:  # SystemExit & co. from an environment
             report.violations.append(f"reset: {_raised(error)}")
@@ -121,6 +122,11 @@ def _reset(session: CheckedSession, seed: int | None, report: CheckReport) -> to
 
 def _raised(error: BaseException) -> str:
     """What an environment raised, for a report line."""
+    if isinstance(error, (EnvironmentStepError, EnvironmentCloseError)):
+        text = str(error)  # the session names the environment, where and what it raised
+        if isinstance(error.__cause__, SystemExit):
+            text += "; an environment must not exit the process"
+        return text
     text = one_line(error)
     if isinstance(error, SystemExit):
         text = f"SystemExit({error.code!r}); an environment must not exit the process"
