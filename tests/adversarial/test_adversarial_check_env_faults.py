@@ -152,7 +152,9 @@ def test_an_environment_calling_sys_exit_in_step_fails_the_check(
 ) -> None:
     completed = check_env(folder, "ExitsInStep", *vector)
     # in-process sessions name the environment and the step; the vector kind the step
-    assert_violation(completed, "step 2: ", "SystemExit", "an environment must not exit the process")
+    assert_violation(
+        completed, "step 2: ", "SystemExit", "an environment must not exit the process"
+    )
 
 
 def test_an_environment_calling_sys_exit_in_reset_fails_the_check(folder: Path) -> None:
