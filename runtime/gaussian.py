@@ -4,9 +4,12 @@ The torch twins of `spec.gaussian` (see there for the formulas): `mean` has the 
 `[*batch, A]`, and `log_std` any shape that broadcasts to it without enlarging it, in
 particular `[A]`, the state-independent log-std of a policy head (one `nn.Parameter` shared by
 the batch, whose gradient then sums over the batch); a `log_std` that does not is refused with
-a ValueError that names it. Everything is computed in the inputs' dtype (float32 or float64) on
-their device, and is differentiable in `mean` and `log_std`, so the PPO loss can backpropagate
-through it; `properties.gaussian` checks the values and the gradients against the spec.
+a ValueError that names it. Actions, normals `z` and a second mean have exactly the mean's shape
+(`Mean`: the shape checks of `runtime.shapes` bind `*batch` and `A` once per call, and refuse
+any other shape with a TypeCheckError naming the argument). Everything is computed in the
+inputs' dtype (float32 or float64) on their device, and is differentiable in `mean` and
+`log_std`, so the PPO loss can backpropagate through it; `properties.gaussian` checks the
+values and the gradients against the spec.
 """
 
 import math
@@ -51,14 +54,6 @@ def _check_log_std(mean: Tensor, log_std: Tensor, suffix: str = "") -> None:
         )
 
 
-def _check_like_mean(name: str, value: Tensor, mean: Tensor) -> None:
-    """Raise a ValueError unless `value` has exactly `mean`'s shape."""
-    if value.shape != mean.shape:
-        raise ValueError(
-            f"{name} must have the mean's shape {tuple(mean.shape)}, got {tuple(value.shape)}"
-        )
-
-
 @typechecked
 def log_prob(mean: Mean, log_std: LogStd, actions: Mean) -> PerSample:
     """`sum_a (-0.5 * ((x_a - mu_a) * exp(-s_a))^2 - s_a - 0.5 * log(2 pi))`.
@@ -66,7 +61,6 @@ def log_prob(mean: Mean, log_std: LogStd, actions: Mean) -> PerSample:
     Twin of `spec.gaussian.log_prob`; `actions` has the mean's shape.
     """
     _check_log_std(mean, log_std)
-    _check_like_mean("actions", actions, mean)
     z = (actions - mean) * torch.exp(-log_std)
     return (-0.5 * z * z - log_std - HALF_LOG_2PI).sum(dim=-1)
 
@@ -90,7 +84,6 @@ def sample(mean: Mean, log_std: LogStd, z: Mean) -> Mean:
     Twin of `spec.gaussian.sample` (the reparametrisation: differentiable in both parameters).
     """
     _check_log_std(mean, log_std)
-    _check_like_mean("z", z, mean)
     return mean + torch.exp(log_std) * z
 
 
@@ -113,10 +106,6 @@ def kl_divergence(mean_p: Mean, log_std_p: LogStd, mean_q: Mean, log_std_q: LogS
     """
     _check_log_std(mean_p, log_std_p, "_p")
     _check_log_std(mean_q, log_std_q, "_q")
-    if mean_q.shape != mean_p.shape:
-        raise ValueError(
-            f"mean_q must have mean_p's shape {tuple(mean_p.shape)}, got {tuple(mean_q.shape)}"
-        )
     d = (log_std_p - log_std_q).expand(mean_p.shape)
     distance = (mean_p - mean_q) * torch.exp(-log_std_q)
     return (0.5 * (torch.expm1(2.0 * d) - 2.0 * d) + 0.5 * distance * distance).sum(dim=-1)
