@@ -25,6 +25,7 @@ from checked_rl.properties.strategies.rollouts import RolloutArrays
 
 __all__ = [
     "CARTPOLE_STEP_TOL",
+    "FD_ROUNDING",
     "FD_STEP",
     "FD_TOL",
     "FLOAT32_RTOL",
@@ -33,6 +34,7 @@ __all__ = [
     "FLOAT64_STEP_TOL",
     "FLOAT64_TRAJECTORY_TOL",
     "GAE_TOLERANCE",
+    "GAUSSIAN_ROUNDING_FACTOR",
     "KINK_MARGIN",
     "LAW_TOL",
     "NORMALIZE_TOL",
@@ -95,10 +97,23 @@ FD_TOL = 1e-6
 """Tolerance of a finite-difference derivative, relative to one plus its size: above both errors
 of a step of `FD_STEP` for the sizes of loss the strategies draw."""
 
+FD_ROUNDING = 16 * 2.0**-52 / FD_STEP
+"""Rounding error of a central difference, relative to the size of the function differenced:
+each of the two values is off by a few units of `2^-52` of its size, divided by the step `2 h`
+(with a factor of 8 for the few operations that produced them). Added to `FD_TOL` where the
+function is large against its derivative (a Gaussian's KL divergence with a small `sigma_q`)."""
+
 KINK_MARGIN = 1e-4
 """Minimum distance of every sample from a kink of the loss (a clip boundary, the switch of the
 clipped value loss's maximum): a hundred finite-difference steps, and more than a float32 ratio
 is off by, so neither a step nor rounding crosses a kink."""
+
+# Gaussian policies.
+
+GAUSSIAN_ROUNDING_FACTOR = 4.0
+"""Multiplies the first-order error bounds of `properties.gaussian` (the sizes of the terms of
+each formula, and the amplification of the rounding of `x - mu` by `exp(-log_std)`): the
+operations of one term are few, but each may round by one unit of its own size."""
 
 # Environments.
 

@@ -4,7 +4,7 @@ Axis names used across the package:
 
 - `T`: time (steps of a rollout),
 - `N`: environments (the batch of a session),
-- `A`: discrete actions,
+- `A`: discrete actions, or the dimensions of a continuous action,
 - `*obs`: the shape of one observation.
 
 Decorate a public function with `@typechecked` to have its jaxtyping annotations checked by

@@ -23,6 +23,7 @@ __all__ = [
     "entropy_bonus",
     "policy_loss",
     "ppo_loss",
+    "ppo_loss_from_log_probs",
     "value_loss",
 ]
 
@@ -203,11 +204,66 @@ def ppo_loss(
     >>> round(total, 6), stats.value_loss, round(stats.entropy, 6), stats.clip_fraction
     (0.243069, 0.5, 0.693147, 0.0)
     """
-    new_log_probs = log_prob(logits, actions)
+    return ppo_loss_from_log_probs(
+        new_log_probs=log_prob(logits, actions),
+        entropies=entropy(logits),
+        old_log_probs=old_log_probs,
+        advantages=advantages,
+        values=values,
+        returns=returns,
+        old_values=old_values,
+        clip_coef=clip_coef,
+        value_clip_coef=value_clip_coef,
+        value_coef=value_coef,
+        entropy_coef=entropy_coef,
+    )
+
+
+def ppo_loss_from_log_probs(
+    *,
+    new_log_probs: np.ndarray,
+    entropies: np.ndarray,
+    old_log_probs: np.ndarray,
+    advantages: np.ndarray,
+    values: np.ndarray,
+    returns: np.ndarray,
+    old_values: np.ndarray | None = None,
+    clip_coef: float = 0.2,
+    value_clip_coef: float | None = None,
+    value_coef: float = 0.5,
+    entropy_coef: float = 0.01,
+) -> tuple[float, PPOStats]:
+    """The PPO loss of `ppo_loss`, whatever the distribution: from the current policy's
+    `new_log_probs [...]` of the taken actions and its per-sample `entropies [...]`.
+
+    This is the one definition: `ppo_loss` (categorical logits) computes its log-probabilities
+    and entropies with `spec.distributions` and calls it; a Gaussian policy passes those of
+    `spec.gaussian` (`log_prob(mean, log_std, actions)`, `entropy(mean, log_std)`). The other
+    arguments and the defaults (CleanRL's) are `ppo_loss`'s; the entropy term is the mean of
+    `entropies`.
+
+    Worked example, the numbers of `ppo_loss`' example given as log-probabilities and
+    entropies; then a one-dimensional unit Gaussian at its mean (log-prob and entropy
+    `-0.918939` and `1.418939`, its own old policy, so `r = 1`):
+
+    >>> total, stats = ppo_loss_from_log_probs(
+    ...     new_log_probs=np.log([0.5, 0.5]), entropies=np.full(2, np.log(2.0)),
+    ...     old_log_probs=np.log([0.5, 0.5]), advantages=np.array([1.0, -1.0]),
+    ...     values=np.ones(2), returns=np.array([0.0, 2.0]))
+    >>> round(total, 6), stats.value_loss, round(stats.entropy, 6)
+    (0.243069, 0.5, 0.693147)
+    >>> total, stats = ppo_loss_from_log_probs(
+    ...     new_log_probs=np.array([-0.918939]), entropies=np.array([1.418939]),
+    ...     old_log_probs=np.array([-0.918939]), advantages=np.array([2.0]),
+    ...     values=np.zeros(1), returns=np.zeros(1))
+    >>> round(total, 6), stats.policy_loss  # -2 - 0.01 * 1.418939
+    (-2.014189, -2.0)
+    """
+    (new_log_probs, entropies) = _same_shape(new_log_probs=new_log_probs, entropies=entropies)
     terms = PPOStats(
         policy_loss=policy_loss(new_log_probs, old_log_probs, advantages, clip_coef=clip_coef),
         value_loss=value_loss(values, returns, old_values=old_values, clip_coef=value_clip_coef),
-        entropy=entropy_bonus(logits),
+        entropy=float(np.mean(entropies)),
         approx_kl=approx_kl(new_log_probs, old_log_probs),
         clip_fraction=clip_fraction(new_log_probs, old_log_probs, clip_coef=clip_coef),
     )

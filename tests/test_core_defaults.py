@@ -19,8 +19,10 @@ MODULES = (
     "checked_rl.spec.returns",
     "checked_rl.spec.ppo",
     "checked_rl.spec.distributions",
+    "checked_rl.spec.gaussian",
     "checked_rl.runtime.returns",
     "checked_rl.runtime.distributions",
+    "checked_rl.runtime.gaussian",
     "checked_rl.runtime.ppo.loss",
     "checked_rl.runtime.scans",
 )
@@ -38,9 +40,11 @@ clipping, as the docstrings of `spec.ppo.ppo_loss` and `runtime.ppo.loss.ppo_los
 DEFAULTS = {
     ("checked_rl.spec.returns", "normalize_advantages"): {"eps": 1e-8},
     ("checked_rl.spec.ppo", "ppo_loss"): LOSS_DEFAULTS,
+    ("checked_rl.spec.ppo", "ppo_loss_from_log_probs"): LOSS_DEFAULTS,
     ("checked_rl.spec.ppo", "value_loss"): {"old_values": None, "clip_coef": None},
     ("checked_rl.runtime.returns", "normalize_advantages"): {"eps": 1e-8},
     ("checked_rl.runtime.distributions", "sample_actions"): {"generator": None},
+    ("checked_rl.runtime.gaussian", "sample_actions"): {"generator": None},
     ("checked_rl.runtime.ppo.loss", "ppo_loss"): LOSS_DEFAULTS,
     ("checked_rl.runtime.ppo.loss", "value_loss"): {"old_values": None, "clip_coef": None},
 }
@@ -96,7 +100,11 @@ def test_the_documented_sizes_of_the_scans() -> None:
 
 
 def test_the_loss_documents_its_defaults() -> None:
-    for doc in (spec_ppo.ppo_loss.__doc__, runtime_loss.ppo_loss.__doc__):
+    for doc in (
+        spec_ppo.ppo_loss.__doc__,
+        spec_ppo.ppo_loss_from_log_probs.__doc__,
+        runtime_loss.ppo_loss.__doc__,
+    ):
         assert "CleanRL" in doc
     assert "clip 0.2, value coefficient 0.5, entropy coefficient 0.01" in spec_ppo.ppo_loss.__doc__
 
