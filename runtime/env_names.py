@@ -1,4 +1,5 @@
-"""Environment names as users write them: a Gymnasium id, `module:EnvId` or `module:Class`.
+"""Environment names as users write them (a Gymnasium id, `module:EnvId` or `module:Class`), and
+what making one may raise.
 
 `resolve_env_id` makes any of them something `gymnasium.make` accepts, so that everything that
 makes environments from ids (the Gymnasium session kinds, `train`, `eval`, `check-env`,
@@ -14,15 +15,27 @@ the name that is kept (in a run's config, in a checkpoint):
   process: there the module must register an id itself (`registered_from_class` tells the two
   apart).
 
+`make_environment` runs a user's constructor, so that whatever it raises (`sys.exit` included)
+becomes one `EnvironmentMakeError` naming the id. This module imports no torch.
+
 Modules are imported from the Python path (callers that take names from a command line put the
 current directory on it first).
 """
 
 import importlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import gymnasium
 
-__all__ = ["registered_from_class", "resolve_env_id"]
+__all__ = [
+    "EnvironmentMakeError",
+    "make_environment",
+    "registered_from_class",
+    "resolve_env_id",
+]
+
+T = TypeVar("T")
 
 
 def _registered(name: str) -> bool:
@@ -73,3 +86,28 @@ def registered_from_class(name: str) -> bool:
     attribute = name.partition(":")[2]
     spec = gymnasium.registry.get(attribute) if ":" in name else None
     return spec is not None and spec.entry_point == name
+
+
+class EnvironmentMakeError(RuntimeError):
+    """Making an environment raised (anything but an unknown id, a failed import, a
+    `ValueError` or Ctrl-C, which pass unchanged); the message names the id and what it raised.
+
+    The original exception, `SystemExit` included, is chained as `__cause__`.
+    """
+
+
+def make_environment(env_id: str, make: Callable[[], T]) -> T:
+    """`make()`, with what the environment raised while being made as `EnvironmentMakeError`.
+
+    An environment that calls `sys.exit` in its constructor would otherwise end the caller
+    (`check-env` reporting nothing, and exit code 0).
+    """
+    try:
+        return make()
+    except (KeyboardInterrupt, gymnasium.error.Error, ImportError, ValueError):
+        raise
+    except BaseException as error:  # SystemExit and any other failure of the user's code
+        lines = str(error).strip().splitlines() or [""]
+        raise EnvironmentMakeError(
+            f"{env_id}: making the environment raised {type(error).__name__}: {lines[0]}"
+        ) from error

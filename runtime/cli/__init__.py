@@ -20,6 +20,7 @@ import gymnasium
 
 import checked_rl
 from checked_rl.runtime.bridge import BridgeError
+from checked_rl.runtime.env_names import EnvironmentMakeError
 
 __all__ = [
     "SESSION_ERRORS",
@@ -38,10 +39,13 @@ SUBCOMMAND_MODULES = (
     "checked_rl.runtime.cli.export",
 )
 
-SESSION_ERRORS = (gymnasium.error.Error, ImportError, ValueError, BridgeError)
+SESSION_ERRORS = (
+    gymnasium.error.Error, ImportError, ValueError, BridgeError, EnvironmentMakeError
+)
 """What `make_session` raises for an environment a kind cannot build: an id the kind does not
 provide or Gymnasium does not know, a module that does not import, spaces the contract does not
-support, a bridge server that cannot make the environment. A subcommand reports them as one
+support, a bridge server that cannot make the environment, an environment whose constructor
+raised (`sys.exit` included). A subcommand reports them as one
 line."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from checked_rl.runtime.env_names import EnvironmentMakeError
 from checked_rl.runtime.env_registry import SPEC_ENVIRONMENTS, TORCH_ENVIRONMENTS
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
@@ -48,6 +49,7 @@ __all__ = [
     "TORCH_ENVIRONMENTS",
     "CheckedSession",
     "EnvironmentCloseError",
+    "EnvironmentMakeError",
     "EnvironmentStepError",
     "GymnasiumSession",
     "SessionStateError",

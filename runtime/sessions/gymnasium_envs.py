@@ -31,6 +31,7 @@ from checked_rl.runtime.contract import (
     real_flag,
     real_reward,
 )
+from checked_rl.runtime.env_names import make_environment
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.runtime.sessions.base import (
     CheckedSession,
@@ -106,7 +107,10 @@ class GymnasiumSession(CheckedSession):
             raise ValueError(
                 f"GymnasiumSession.from_id: num_envs must be at least 1, got {num_envs}"
             )
-        envs = [gymnasium.make(env_id, **(make_kwargs or {})) for _ in range(num_envs)]
+        envs = [
+            make_environment(env_id, lambda: gymnasium.make(env_id, **(make_kwargs or {})))
+            for _ in range(num_envs)
+        ]
         return cls(envs, **options)
 
     def _reset(self, seed: int | None) -> Tensor:

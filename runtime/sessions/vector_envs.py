@@ -27,8 +27,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
 from checked_rl.runtime.contract import Contract, check_host_observations, real_reward
+from checked_rl.runtime.env_names import make_environment
 from checked_rl.runtime.envs.base import EnvStep
-from checked_rl.runtime.sessions.base import CheckedSession, EnvironmentStepError, host_env_step
+from checked_rl.runtime.sessions.base import (
+    CheckedSession,
+    EnvironmentStepError,
+    host_env_step,
+)
 
 __all__ = ["AUTORESET_MODES", "VECTORIZATION_MODES", "VectorSession"]
 
@@ -132,12 +137,15 @@ class VectorSession(CheckedSession):
                 f"its own autoreset mode; autoreset_mode={autoreset_mode!r} applies to "
                 f"vectorization_mode 'sync' or 'async'"
             )
-        vector_env = gymnasium.make_vec(
+        vector_env = make_environment(
             env_id,
-            num_envs=num_envs,
-            vectorization_mode=vectorization_mode,
-            vector_kwargs=vector_kwargs,
-            **(make_kwargs or {}),
+            lambda: gymnasium.make_vec(
+                env_id,
+                num_envs=num_envs,
+                vectorization_mode=vectorization_mode,
+                vector_kwargs=vector_kwargs,
+                **(make_kwargs or {}),
+            ),
         )
         return cls(vector_env, **options)
 

@@ -85,6 +85,16 @@ ENVIRONMENTS = textwrap.dedent(
     class RaisesInClose(Clean):
         def close(self):
             raise RuntimeError("the simulator crashed on shutdown")
+
+
+    class ExitsInInit(Clean):
+        def __init__(self):
+            sys.exit(0)
+
+
+    class RaisesInInit(Clean):
+        def __init__(self):
+            raise RuntimeError("no licence for the simulator")
     '''
 )
 
@@ -189,3 +199,21 @@ def test_a_class_is_refused_in_one_line_for_bridge_servers(folder: Path) -> None
     completed = check_env(folder, "Clean", "--kind", "gymnasium-subprocess")
     assert completed.returncode == 2 and "Traceback" not in completed.stderr
     assert "module:Class runs in this process only" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "raised"),
+    [("ExitsInInit", "SystemExit: 0"), ("RaisesInInit", "RuntimeError: no licence")],
+)
+@pytest.mark.parametrize("vector", [(), ("--vector", "--vectorization-mode", "sync")])
+def test_an_environment_that_fails_while_being_made_is_one_line_never_a_pass(
+    folder: Path, name: str, raised: str, vector: tuple[str, ...]
+) -> None:
+    completed = check_env(folder, name, *vector)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr and completed.stdout == ""
+    assert completed.stderr.strip().splitlines()[-1] == (
+        f"checked-rl check-env: error: cannot check 'my_envs:{name}': EnvironmentMakeError: "
+        f"my_envs:{name}: making the environment raised {raised}"
+        + (" for the simulator" if name == "RaisesInInit" else "")
+    )
