@@ -157,7 +157,9 @@ def rollout_transitions_satisfy_contract(
     Assumes a session whose `contract` the stored transitions should obey and sessions and
     collectors as `rollout_has_fixed_horizon`; compares observations exactly (`torch.equal`), so
     it accepts any collector that stores the session's own tensors (copied or not) and rejects
-    one that stores the post-reset observation as `next_observations`.
+    one whose steps are off by one (a step starting from an observation other than its
+    predecessor's next observation). A reset observation stored as `next_observations` at a
+    done step obeys the contract: `rollout_records_policy_outputs` does not see it either.
     """
 
     @given(horizon=_horizons, num_envs=_envs, seed=SEEDS)

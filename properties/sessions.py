@@ -89,9 +89,10 @@ def session_machine(
     from `0..n_actions-1`), same-step autoreset (`observe()` after a done step is already the
     reset observation), and, with `reference_reset`, environment `i` reset from
     `np.random.default_rng(seed + i)` with one draw per reset; compares exactly unless `atol`
-    is given. Accepts any session kind (spec, torch, Gymnasium, subprocess, vector) that keeps
-    the protocol on any device; it would reject a session that autoresets on the next step or
-    keeps stepping after a rejected action, both of which break the protocol.
+    is given; without `reference_reset` and `in_reset_distribution`, reset observations are not
+    checked. Accepts any session kind (spec, torch, Gymnasium, subprocess, vector) that keeps
+    the protocol on any device; it rejects one that keeps stepping after a rejected action, and,
+    through the reset checks, one that autoresets on the next step.
 
     Args:
         make_session: returns a fresh session (closed by the machine's teardown).
