@@ -164,6 +164,14 @@ def step_matches_spec(
 
     Also checks the same-step auto-reset: done copies restart within the reset bounds with step
     count 0, the others keep the successor they returned.
+
+    Assumes `make_env(num_envs, params, dtype)` builds a CartPole with `get_state` /
+    `set_state` that takes int64 actions on the CPU, steps copies independently and autoresets
+    on the same step (reset physics within `params.reset_bound`, either reset noise); compares
+    to `CARTPOLE_STEP_TOL[dtype]` from the state rounded to `dtype`, with termination and reward
+    left free within that tolerance of a threshold. Accepts any order of the Euler or
+    semi-implicit Euler operations, any integrator and reward flavour of `spec.Params`, and any
+    reset generator (reset states are only bounded, never replayed).
     """
     tol = CARTPOLE_STEP_TOL[dtype]
 
@@ -184,6 +192,11 @@ def trajectory_matches_spec(make_env: MakeCartPole) -> Callable[[], None]:
     """Float64 episodes: a batched CartPole and per-copy spec twins stay within tolerance.
 
     Where a copy is done, its spec twin continues from the copy's reset state.
+
+    Assumes a float64 environment as `step_matches_spec` does, for up to 60 steps, within
+    `FLOAT64_TRAJECTORY_TOL`; where rounding decides a termination near a threshold differently,
+    the twin follows the environment. Accepts any float64 implementation whose error does not
+    grow past that tolerance over an episode; float32 copies are checked by `step_matches_spec`.
     """
 
     @given(

@@ -215,9 +215,11 @@ def check_step(
 def check_physics(
     kit: Kit, params: Any, env: Any, out: EnvStep, expected: list[Any], tol: float
 ) -> None:
-    """The copies that go on hold the spec's new physics (`get_state`), angles compared as
-    numbers except within `tol` of the wrap at `±pi`, where either side is right; copies next
-    to a discontinuity (`near_edge`) are left out."""
+    """The copies that go on hold the spec's new physics (`get_state`), Acrobot's angles
+    compared as numbers except within `tol` of the wrap at `±pi`, where either side is right,
+    and Pendulum's angle modulo `2 pi` (it is seen only through `cos`, `sin` and
+    `angle_normalize`, so a twin that keeps it wrapped is as right as one that does not);
+    copies next to a discontinuity (`near_edge`) are left out."""
     physics, _ = env.get_state()
     done = (out.terminated | out.truncated).tolist()
     for i, want in enumerate(expected):
@@ -227,6 +229,10 @@ def check_physics(
         close = np.abs(got - wanted) <= tol * (1 + np.abs(wanted))
         if kit.spec is acrobot:  # the two angles
             close[:2] |= np.abs(np.abs(wanted[:2]) - math.pi) <= 4 * tol * math.pi
+        if kit.spec is pendulum:  # the angle, modulo whole turns
+            off = got[0] - wanted[0]
+            off -= 2 * math.pi * round(off / (2 * math.pi))
+            close[0] = abs(off) <= tol * (1 + abs(wanted[0]))
         assert np.all(close), f"env {i}: physics {got.tolist()}, the spec's {wanted.tolist()}"
 
 
@@ -258,7 +264,18 @@ def step_matches_spec(
     params: Any = None,
 ) -> Callable[[], None]:
     """One batched step of `env_id`'s twin from drawn states and actions agrees with the spec,
-    and done copies are reset in the same step."""
+    and done copies are reset in the same step.
+
+    Assumes `make_env(num_envs, params, dtype)` builds a twin with `get_state` / `set_state`
+    (physics ordered as the spec's `State.physics()`) that takes CPU actions (`[N]` int64, or
+    `[N, 1]` float32 for the continuous ones, drawn up to twice outside the box, which it must
+    clip as the spec does), steps copies independently and autoresets on the same step into the
+    spec's reset box; compares to `STEP_TOL[dtype]` (`CONTINUOUS_CAR_TOL` for
+    MountainCarContinuous) from the state as the twin holds it in `dtype`, with flags and rewards
+    left free `near_edge`, Acrobot's angles free at the wrap and Pendulum's compared modulo
+    `2 pi`. Accepts any order of operations, any wrapping of the angles (Pendulum's kept in
+    `[-pi, pi)` or not), and any reset generator (reset states are only bounded).
+    """
     kit = KITS[env_id]
     params = kit.spec.Params() if params is None else params
     tol = tolerance(kit.spec, dtype)

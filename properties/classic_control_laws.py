@@ -48,7 +48,13 @@ def _torques(bound: float) -> st.SearchStrategy[np.ndarray]:
 def pendulum_laws(
     step: StepFn = pendulum.step, params: pendulum.Params | None = None
 ) -> Callable[[], None]:
-    """Pendulum's reward lies in `[-max_cost, 0]` and its new speed within `±max_speed`."""
+    """Pendulum's reward lies in `[-max_cost, 0]` and its new speed within `±max_speed`.
+
+    Assumes a NumPy step `step(params, state, action)` of the spec's `State` / `Step` types,
+    float32 torques `(1,)` drawn up to `ACTIONS_PAST_BOX` times the box, any angle in
+    `[-100, 100]` (and odd multiples of pi); the bounds are exact, no tolerance. Accepts any step
+    that clips the torque and the speed before they are used, in any order of operations.
+    """
     params = pendulum.Params() if params is None else params
     bound = params.max_speed
     speed = st.one_of(st.floats(-bound, bound), st.sampled_from([-bound, bound]))
@@ -75,7 +81,14 @@ def pendulum_laws(
 def mountain_car_laws(
     step: StepFn = mountain_car.step, module: ModuleType = mountain_car, params: Any = None
 ) -> Callable[[], None]:
-    """The car stays within its track and speed limit, and stands still at the left wall."""
+    """The car stays within its track and speed limit, and stands still at the left wall.
+
+    Assumes a NumPy step of `module`'s `State` / `Step` types, states inside the track and the
+    speed limit (the walls included), discrete actions or float32 forces drawn past the box;
+    exact bounds, the float32-rounded ones for the continuous car. Accepts any step that clips
+    position and speed and zeroes a speed pushing into the left wall; a continuous car that keeps
+    float64 positions is accepted too (its float64 bounds lie inside the float32 ones).
+    """
     params = module.Params() if params is None else params
     lo, hi = params.min_position, params.max_position
     # The continuous car stores its state in float32: its bounds are the float32 ones.
@@ -109,7 +122,13 @@ def acrobot_laws(
     step: StepFn = acrobot.step, params: acrobot.Params | None = None
 ) -> Callable[[], None]:
     """Reward -1 until the step that terminates (0), termination exactly when the free end is
-    above the bar, angles within `[-pi, pi]`, velocities within their bounds."""
+    above the bar, angles within `[-pi, pi]`, velocities within their bounds.
+
+    Assumes a NumPy step of the spec's `State` / `Step` types, states with angles in `[-pi, pi]`
+    and velocities within their bounds, actions 0..2; termination is recomputed from the step's
+    own new state, exactly. Accepts any integrator and order of operations that wraps the angles
+    and clips the velocities it returns.
+    """
     params = acrobot.Params() if params is None else params
     angle = st.floats(-math.pi, math.pi)
 

@@ -53,7 +53,17 @@ def classic_control_machine(
     twin_resets: bool = False,
     max_batch: int = MAX_BATCH,
 ) -> type[RuleBasedStateMachine]:
-    """The state machine class for `env_id`'s twin built by `make_env(n, params, dtype)`."""
+    """The state machine class for `env_id`'s twin built by `make_env(n, params, dtype)`.
+
+    Assumes a twin as `properties.classic_control.step_matches_spec` does (`get_state` /
+    `set_state`, CPU actions, same-step autoreset), and `reset(seed=...)` deterministic given
+    the seed (twice gives equal observations) with every step count 0 and states inside the
+    spec's reset box (in float32); no torque noise (refused with a ValueError). Each step is
+    compared to `tolerance(spec, dtype)` from the copies' own states, flags left free next to a
+    discontinuity. Accepts, with `twin_resets=False`, any source of reset noise; with
+    `twin_resets=True`, only twins whose copy `i` draws exactly the spec's `reset` from
+    `np.random.default_rng(seed + i)` (Gymnasium's seeding), compared bit for bit in `dtype`.
+    """
     kit = KITS[env_id]
     spec = kit.spec
     params = spec.Params() if params is None else params

@@ -62,6 +62,12 @@ def violations_find_injected_faults(
 ) -> Callable[[], None]:
     """A predicate lists nothing for valid batches and lists every injected fault.
 
+    Assumes NumPy batches from `contract_cases` (discrete actions, up to `MAX_ENVS`
+    environments, valid or with one injected fault); a fault counts as found when some listed
+    violation has its kind, field, environment and entry. Accepts any predicate returning
+    `spec.contract.Violation`s at the given step that lists the injected fault among any others
+    (one corruption may cause more), in any order.
+
     Args:
         violations: `violations(contract, transition, *, step) -> list[Violation]`.
         corruptions: the kinds of fault injected (see `properties.strategies.transitions`).
@@ -132,6 +138,12 @@ def check_agrees_with_violations(
     reference lists a violation, with the reference's first violation as its message and the
     reference's whole list, in order, as its `violations`.
 
+    Assumes batches as `violations_find_injected_faults` put on `device`, and a check that
+    signals a fault with a `ValueError` (such as `ContractViolation`) carrying `violations`.
+    Accepts only checks that report the reference's wording and order exactly (their message is
+    compared as a string); a check with its own wording, or raising another exception type, is
+    rejected. One example is pinned: a float32 observation just above a float64 bound.
+
     Args:
         check: `check(contract, transition, *, step)`, raising on an invalid batch.
         violations: the reference predicate.
@@ -168,6 +180,11 @@ def observation_check_agrees_with_reference(
     device: torch.device | str = "cpu",
 ) -> Callable[[], None]:
     """A batched check of observations alone (as after a reset) agrees with the reference.
+
+    Assumes the `next_observation` fields of `contract_cases` batches as tensors on `device`
+    (scalar observations included: one example is pinned) and a check raising `ValueError` with
+    `violations`. Accepts only checks whose violation list equals the reference's, wording and
+    order included.
 
     Args:
         check_observation: `check_observation(contract, observations, *, field, step)`.
@@ -206,6 +223,11 @@ def violation_messages_name_the_fault(
     Checked on batches with one value fault (`corruptions`, a subset of `VALUE_CORRUPTIONS`;
     shape and dtype faults are checked by `check_agrees_with_violations`), without consulting
     the reference: with exactly one fault, the message must be about it.
+
+    Assumes a check raising `ValueError` and messages in the spec's format
+    (`field[env i, step t] entry e = value ...` and the bound's phrase, such as
+    `is out of bounds [`). Accepts any check using that format, whatever else it adds; it rejects
+    one with its own wording.
     """
 
     @given(contract_cases(corruptions, include_valid=False), st.integers(0, MAX_STEP))
@@ -261,6 +283,11 @@ def box_samples_obey_derived_contract(
 
     Samples drawn by the space (seeded) make a valid batch; moving one entry to the nearest
     value beyond a finite bound makes a batch that `Box.contains` refuses and `check` rejects.
+
+    Assumes small float32 or float64 `Box` spaces (finite or infinite bounds) with a `Discrete`
+    action space, and a check raising `ValueError` naming `next_observation[env 0, step 0]
+    entry`. Accepts any derivation that keeps the Box's bounds in its dtype (a bound rounded to
+    float32 from a float64 bound, or the other way, fails at the first float beyond it).
 
     Args:
         from_spaces: `from_spaces(observation_space, action_space) -> Contract`.

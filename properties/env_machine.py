@@ -57,7 +57,17 @@ def cartpole_machine(
     twin_resets: bool = False,
     max_batch: int = MAX_BATCH,
 ) -> type[RuleBasedStateMachine]:
-    """The state machine class for the batched CartPole built by `make_env(n, params, dtype)`."""
+    """The state machine class for the batched CartPole built by `make_env(n, params, dtype)`.
+
+    Assumes a CartPole with `get_state` / `set_state` and `reset(seed=...)` that takes int64
+    CPU actions and autoresets on the same step, whose seeded reset is deterministic (twice
+    gives equal observations) with step counts 0 and states within `params.reset_bound`, and
+    whose `observe()` is its physics in its dtype. Float64 twins run on untouched to
+    `FLOAT64_TRAJECTORY_TOL`; float32 copies are compared step by step to `FLOAT32_STEP_TOL`.
+    Accepts, with `twin_resets=False`, any source of reset noise; with `twin_resets=True`, only
+    environments whose copy `i` draws the spec's `reset` from `np.random.default_rng(seed + i)`
+    (an unseeded reset going on with the same generator, as in Gymnasium), bit for bit.
+    """
     params = spec.Params() if params is None else params
     tol = FLOAT64_TRAJECTORY_TOL if dtype == torch.float64 else FLOAT32_STEP_TOL
 

@@ -43,7 +43,13 @@ MakeGridWorld = Callable[[int, spec.Params, torch.dtype], StatefulGridWorld]
 def step_matches_spec(
     make_env: MakeGridWorld, *, dtype: torch.dtype = torch.float32
 ) -> Callable[[], None]:
-    """One batched step from any cells agrees exactly with `spec.step`, auto-reset included."""
+    """One batched step from any cells agrees exactly with `spec.step`, auto-reset included.
+
+    Assumes a GridWorld with `get_state` / `set_state` (cells `[N, 2]` int64) that takes int64
+    CPU actions 0..3 and autoresets on the same step to the layout's fixed start; compares
+    observations, rewards and flags exactly (integer dynamics). Accepts any implementation of
+    the moves, walls and time limit, on any device it moves results back from.
+    """
 
     @given(params=gridworld_params(), data=st.data())
     def prop(params: spec.Params, data: st.DataObject) -> None:
@@ -81,6 +87,10 @@ def tabular_matches_step(
     """`P[s, a]` puts all mass on `spec.step`'s next cell and `R[s, a]` is its reward.
 
     Checked for every state and action of the layout; the goal is absorbing with reward 0.
+
+    Assumes `tabular(params)` returns a `TabularMDP` with states indexed as `spec.index`
+    (row-major) and deterministic moves; compared exactly. Accepts any builder with that
+    indexing; one that numbers the cells differently is rejected.
     """
 
     @given(params=gridworld_params())
@@ -132,6 +142,10 @@ def exact_values_match(
 
     `policy_evaluation(mdp, pi, gamma)` is the solver under test (e.g. `spec.mdp`'s linear
     solve); the grid's shortest-path values are known in closed form.
+
+    Assumes GridWorld MDPs from `spec.tabular`, a one-hot policy toward the goal and `gamma` in
+    `{0} | [0.05, 0.99] | {1}`; within `VALUE_TOL`. Accepts any solver (linear solve or
+    iteration) that also handles `gamma = 1`, where every state reaches the absorbing goal.
     """
 
     @given(params=gridworld_params(), gamma=GAMMAS)
@@ -179,6 +193,11 @@ def optimality_operator_laws(
 
     `operator(mdp, v, gamma)` is the implementation under test; `v*` is the closed form of
     `shortest_path_values`, and the contraction is in the sup norm over all states.
+
+    Assumes GridWorld MDPs from `spec.tabular`, value vectors in `[-100, 200]` and `gamma` as
+    `exact_values_match`; the laws hold to `VALUE_TOL` of `1 + |w|_inf`. Accepts any
+    vectorised or looped operator with `spec.mdp`'s convention for terminal states (worth 0, a
+    step into one worth its reward alone).
     """
 
     @given(params=gridworld_params(), gamma=GAMMAS, data=st.data())
@@ -205,6 +224,10 @@ def policy_operator_laws(
     `operator(mdp, pi, v, gamma)` and `policy_evaluation(mdp, pi, gamma)` are the
     implementations under test; `pi` is any stochastic policy that moves toward the goal with
     probability at least 1/2 in every cell, so that every state reaches the goal.
+
+    Assumes GridWorld MDPs from `spec.tabular`, such policies, values in `[-100, 200]` and
+    `gamma` in `[0.05, 0.99]`; to `VALUE_TOL`. Accepts any operator and solver that agree with
+    each other and with the closed-form optimum as an upper bound.
     """
 
     @given(params=gridworld_params(), gamma=st.floats(0.05, 0.99), data=st.data())
@@ -237,7 +260,13 @@ def policy_operator_laws(
 def value_iteration_converges(
     value_iteration: Callable[..., tuple[np.ndarray, int]],
 ) -> Callable[[], None]:
-    """`value_iteration(mdp, gamma, tol=0, max_iterations=k)` is within `gamma^k |v*|` of `v*`."""
+    """`value_iteration(mdp, gamma, tol=0, max_iterations=k)` is within `gamma^k |v*|` of `v*`.
+
+    Assumes the iteration starts from `v_0 = 0` and runs `k` sweeps when `tol = 0` (`k` up to
+    30, `gamma` in `[0.05, 0.99]`), bound met to `VALUE_TOL`. Accepts synchronous and in-place
+    (Gauss-Seidel) sweeps, which converge at least as fast; one starting elsewhere may be
+    rejected although it converges.
+    """
 
     @given(params=gridworld_params(), gamma=st.floats(0.05, 0.99), k=st.integers(0, 30))
     def prop(params: spec.Params, gamma: float, k: int) -> None:

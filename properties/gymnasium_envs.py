@@ -104,7 +104,15 @@ def _first_difference(got: list[Step], want: list[Step], atol: float) -> str | N
 def matches_reference(
     make_env: MakeEnv, make_reference: MakeEnv, *, atol: float = 0.0
 ) -> Callable[[], None]:
-    """The environment replays every seeded action sequence as the reference does."""
+    """The environment replays every seeded action sequence as the reference does.
+
+    Assumes both are deterministic given `reset(seed=...)` and the actions (unseeded resets
+    after an episode's end going on with the seeded generator), with array observations
+    comparable as float64 and any action space (`Discrete` drawn by Hypothesis, others by the
+    reference's seeded `sample()`); exact unless `atol`. Accepts a port that draws the same
+    numbers from the seed in the same order; one that draws its start differently (another
+    generator, another order) is rejected although it may be a correct environment.
+    """
 
     @given(seed=SEEDS, data=st.data())
     def prop(seed: int, data: st.DataObject) -> None:
@@ -124,7 +132,13 @@ def matches_reference(
 
 def same_seed_same_episode(make_env: MakeEnv, *, atol: float = 0.0) -> Callable[[], None]:
     """One seed and one action sequence give one episode: on a fresh environment, and again
-    on the same environment after it ran (repeated resets with the seed)."""
+    on the same environment after it ran (repeated resets with the seed).
+
+    Assumes the environment should be deterministic given its seed and actions (Gymnasium's
+    reset contract) and array observations; exact unless `atol`. Accepts any environment that
+    reseeds everything random at `reset(seed=...)`, however it draws; it rejects one seeded
+    only at its first reset or one with a source of randomness outside its seed.
+    """
 
     @given(seed=SEEDS, data=st.data())
     def prop(seed: int, data: st.DataObject) -> None:
@@ -150,6 +164,10 @@ def different_seeds_differ(make_env: MakeEnv) -> Callable[[], None]:
 
     Only for environments whose initial state is random: one that always starts in the same
     state (GridWorld) fails it by design.
+
+    Assumes a random start whose `DISTINCT_SEEDS` draws are not all equal (an environment with
+    very few start states could, rarely, draw one for every seed). Accepts any environment whose
+    seeded reset uses its seed; it wrongly rejects a deterministic start, so do not run it on one.
     """
 
     @given(seeds=st.lists(SEEDS, min_size=DISTINCT_SEEDS, max_size=DISTINCT_SEEDS, unique=True))
@@ -170,7 +188,12 @@ def different_seeds_differ(make_env: MakeEnv) -> Callable[[], None]:
 
 def observations_are_not_aliased(make_env: MakeEnv) -> Callable[[], None]:
     """No observation an environment returned changes afterwards: not by later steps, not by
-    resets (each is compared with the copy taken when it was returned)."""
+    resets (each is compared with the copy taken when it was returned).
+
+    Assumes array observations (anything `np.array` copies) and any action space. Accepts an
+    environment that returns a new array (or an immutable one) every time, whatever its
+    internal buffers; exact comparison, NaN equal to NaN.
+    """
 
     @given(seed=SEEDS, data=st.data())
     def prop(seed: int, data: st.DataObject) -> None:
@@ -205,7 +228,14 @@ def contract_holds_over_random_rollouts(
     make_env: MakeEnv, *, num_envs: int = 2
 ) -> Callable[[], None]:
     """Random rollouts of `num_envs` environments in a checked `gymnasium` session never break
-    the contract of their spaces (the `ContractViolation` names field, environment and step)."""
+    the contract of their spaces (the `ContractViolation` names field, environment and step).
+
+    Assumes environments a `GymnasiumSession` takes (a `Box` observation space, a `Discrete`
+    action space; actions drawn uniformly from `0..n-1`) and same-step autoreset by the
+    session. Accepts any environment whose observations stay finite and inside the `Box`, in
+    its dtype, with finite rewards; a reward range is not checked beyond finiteness unless the
+    contract derived from the spaces says so.
+    """
 
     @given(seed=SEEDS, data=st.data())
     def prop(seed: int, data: st.DataObject) -> None:

@@ -89,7 +89,13 @@ def policy_operator_is_monotone_contraction(
     *,
     mdps: st.SearchStrategy[TabularMDP] | None = None,
 ) -> Callable[[], None]:
-    """`|T^pi u - T^pi w|_inf <= gamma |u - w|_inf`, and `u <= w` implies `T^pi u <= T^pi w`."""
+    """`|T^pi u - T^pi w|_inf <= gamma |u - w|_inf`, and `u <= w` implies `T^pi u <= T^pi w`.
+
+    Assumes random MDPs (`tabular_mdps()`, or `mdps`), stochastic policies `[S, A]`, value
+    vectors and `gamma` in `[0, 1]`; to `VALUE_TOL` of the rewards' and values' size. Accepts
+    any operator `(mdp, pi, v, gamma) -> [S]` with the spec's convention for terminal states
+    (value 0).
+    """
 
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, 1.0), data=st.data())
     def prop(mdp: TabularMDP, gamma: float, data: st.DataObject) -> None:
@@ -112,7 +118,12 @@ def optimality_operator_is_monotone_contraction(
     *,
     mdps: st.SearchStrategy[TabularMDP] | None = None,
 ) -> Callable[[], None]:
-    """`|T* u - T* w|_inf <= gamma |u - w|_inf`, and `u <= w` implies `T* u <= T* w`."""
+    """`|T* u - T* w|_inf <= gamma |u - w|_inf`, and `u <= w` implies `T* u <= T* w`.
+
+    Assumes random MDPs (`tabular_mdps()`, or `mdps`), value vectors and `gamma` in `[0, 1]`; to
+    `VALUE_TOL` of the rewards' and values' size. Accepts any operator `(mdp, v, gamma) -> [S]`
+    (a max over actions of any order of summation).
+    """
 
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, 1.0), data=st.data())
     def prop(mdp: TabularMDP, gamma: float, data: st.DataObject) -> None:
@@ -135,7 +146,13 @@ def policy_evaluation_is_fixed_point(
     *,
     mdps: st.SearchStrategy[TabularMDP] | None = None,
 ) -> Callable[[], None]:
-    """`v^pi = policy_evaluation(pi)` satisfies `T^pi v^pi = v^pi`, and is 0 at terminal states."""
+    """`v^pi = policy_evaluation(pi)` satisfies `T^pi v^pi = v^pi`, and is 0 at terminal states.
+
+    Assumes random MDPs (`tabular_mdps()`, or `mdps`), stochastic policies and `gamma` up to
+    `MAX_SOLVE_GAMMA`; the residual within `VALUE_TOL` of the values' size, terminal values
+    exactly 0. Accepts a linear solve or an iteration run to that precision, paired with an
+    operator following the same convention.
+    """
 
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, MAX_SOLVE_GAMMA), data=st.data())
     def prop(mdp: TabularMDP, gamma: float, data: st.DataObject) -> None:
@@ -155,7 +172,14 @@ def value_iteration_converges_within_gamma_power(
     mdps: st.SearchStrategy[TabularMDP] | None = None,
 ) -> Callable[[], None]:
     """After `k` sweeps from 0, `|v_k - v*|_inf <= gamma^k |v*|_inf`; stopped at a change of at
-    most `tol`, `|v - v*|_inf <= gamma tol / (1 - gamma)` (`v*` by policy iteration)."""
+    most `tol`, `|v - v*|_inf <= gamma tol / (1 - gamma)` (`v*` by policy iteration).
+
+    Assumes random MDPs (`tabular_mdps()`, or `mdps`), `gamma` up to `MAX_SOLVE_GAMMA`, `k` up
+    to `MAX_SWEEPS`, `tol` in `[1e-8, 1]`, iteration from `v_0 = 0` returning the newest iterate
+    (the one whose change was at most `tol`) and at most `k` sweeps with `tol = 0`. Accepts
+    synchronous and in-place sweeps; it rejects one that returns the iterate before the last
+    change, whose bound is only `tol / (1 - gamma)`.
+    """
 
     @given(
         mdp=mdps or tabular_mdps(),
@@ -184,7 +208,12 @@ def optimal_values_dominate_every_policy(
     *,
     mdps: st.SearchStrategy[TabularMDP] | None = None,
 ) -> Callable[[], None]:
-    """`v* >= v^pi` in every state, for every policy `pi`."""
+    """`v* >= v^pi` in every state, for every policy `pi`.
+
+    Assumes random MDPs (`tabular_mdps()`, or `mdps`), stochastic policies and `gamma` up to
+    `MAX_SOLVE_GAMMA`, to `VALUE_TOL`. Accepts any policy iteration returning `(policy, values)`
+    and any policy evaluation.
+    """
 
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, MAX_SOLVE_GAMMA), data=st.data())
     def prop(mdp: TabularMDP, gamma: float, data: st.DataObject) -> None:
@@ -205,7 +234,12 @@ def greedy_policy_of_optimal_values_is_optimal(
     *,
     mdps: st.SearchStrategy[TabularMDP] | None = None,
 ) -> Callable[[], None]:
-    """`v*` is the fixed point of `T*`, and the greedy policy of `v*` has value `v*`."""
+    """`v*` is the fixed point of `T*`, and the greedy policy of `v*` has value `v*`.
+
+    Assumes random MDPs (`tabular_mdps()`, or `mdps`) and `gamma` up to `MAX_SOLVE_GAMMA`, to
+    `VALUE_TOL`. Accepts any greedy policy `[S, A]` (ties broken any way, deterministic or
+    spread over the tied actions), since every maximising action has the optimal value.
+    """
 
     @given(mdp=mdps or tabular_mdps(), gamma=st.floats(0.0, MAX_SOLVE_GAMMA))
     def prop(mdp: TabularMDP, gamma: float) -> None:

@@ -74,7 +74,15 @@ def _call(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarray, dtype: torc
 def log_softmax_is_robust(
     log_softmax: Callable[[torch.Tensor], torch.Tensor], *, dtype: torch.dtype = torch.float64
 ) -> Callable[[], None]:
-    """`log_softmax` of extreme logits is finite, at most 0 and the spec's (see module)."""
+    """`log_softmax` of extreme logits is finite, at most 0 and the spec's (see module).
+
+    Assumes logits `[B, A]` from `extreme_logits(dtype)` (finite, up to `MAX_LOGIT[dtype]`,
+    large common offsets, near-degenerate rows), compared to `rtol_for(dtype)` times one plus
+    the row's spread. Accepts implementations that subtract the row's maximum before adding the
+    log of the sum, `(z - max) - log(sum(exp(z - max)))` in any order; it rejects
+    `z - logsumexp(z)`, whose error grows with the common offset (`1e4` in float32 moves the
+    result by about `2e-4`), and the naive `log(sum(exp(z)))`, which overflows.
+    """
 
     @given(z=extreme_logits(dtype))
     def prop(z: np.ndarray) -> None:
@@ -90,7 +98,14 @@ def log_softmax_is_robust(
 def entropy_is_robust(
     entropy: Callable[[torch.Tensor], torch.Tensor], *, dtype: torch.dtype = torch.float64
 ) -> Callable[[], None]:
-    """`entropy` of extreme logits is finite, in `[0, log A]` and the spec's (see module)."""
+    """`entropy` of extreme logits is finite, in `[0, log A]` and the spec's (see module).
+
+    Assumes logits as `log_softmax_is_robust`; `[0, log A]` and the spec are met to
+    `rtol_for(dtype)` times `A` (and times twice one plus the row's spread for the spec).
+    Accepts any stable form, such as `-(softmax(z) * log_softmax(z)).sum(-1)` or
+    `logsumexp(z) - (softmax(z) * z).sum(-1)` with the maximum subtracted; it rejects one that
+    forms `0 * -inf` (NaN) for an action whose probability underflows.
+    """
 
     @given(z=extreme_logits(dtype))
     def prop(z: np.ndarray) -> None:
@@ -117,7 +132,14 @@ def logits_arguments(dtype: torch.dtype = torch.float64) -> st.SearchStrategy[tu
 def leaves_inputs_unchanged(
     fn: Callable[..., Any], arguments: st.SearchStrategy[tuple[Any, ...]]
 ) -> Callable[[], None]:
-    """`fn(*args)` modifies none of its tensor arguments (`args` drawn from `arguments`)."""
+    """`fn(*args)` modifies none of its tensor arguments (`args` drawn from `arguments`).
+
+    Assumes `fn` accepts every tuple `arguments` draws (`logits_arguments`, `rollout_arguments`
+    or the caller's own) and that its return value may be discarded; compares bit for bit, NaN
+    equal to NaN. Accepts any function that writes only into new tensors (it may return a view
+    of an input, or use `out=` buffers of its own); one that normalises or clips an argument in
+    place is rejected.
+    """
 
     @given(args=arguments)
     def prop(args: tuple[Any, ...]) -> None:

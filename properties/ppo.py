@@ -185,7 +185,8 @@ def clip_fraction_matches_spec(
     float64, `eps = |r_b - 1|` for a sample `b`, kept only where `torch.exp` rounds `r_b` as
     NumPy does (so the implementation is assumed to compute `r = exp(new - old)` with
     `torch.exp`). Every other ratio is kept `KINK_MARGIN` away from the bounds, where rounding
-    may decide either way. Accepts any implementation of the spec's rule.
+    may decide either way. Assumes log-ratios in `[-2, 2]` and, for the float64 bound, a ratio
+    computed with `torch.exp`; accepts any implementation of the spec's rule.
     """
 
     @given(data=st.data())

@@ -207,9 +207,10 @@ def discounted_returns_match_spec(
 ) -> Callable[[], None]:
     """Batched `discounted_returns` agrees with `spec.returns.discounted_returns`.
 
-    Draws general rollouts: the returns take no `values`, and the spec reads `next_values` only
-    where a trace is cut (terminations ignore it, truncations and the last step bootstrap from
-    it), so every correct implementation is accepted whatever `next_values` holds elsewhere.
+    Assumes nothing of the rollout (general rollouts): the returns take no `values`, and the
+    spec reads `next_values` only where a trace is cut (terminations ignore it, truncations and
+    the last step bootstrap from it), so it accepts every correct implementation whatever
+    `next_values` holds elsewhere.
     Inputs: floats in `dtype` on `device`, bool flags, `[T, N]`.
     """
     return _matches_spec("discounted_returns", discounted_returns, dtype, device, False)

@@ -78,8 +78,9 @@ def gae_lam_one_is_monte_carlo_minus_values(
     """On a consistent trace, `gae(lam=1) == discounted_returns - values` (Schulman et al. 2015,
     eq. 18).
 
-    Always draws consistent traces (the law fails on others); accepts any trace `gae` and
-    `discounted_returns` that are right on consistent traces.
+    Assumes consistent traces, always (the law fails on others), compared to `FLOAT64_RTOL` of
+    the trace's scale; accepts any trace `gae` and `discounted_returns` that are right on
+    consistent traces, the TD(lambda) recursion's `G - V` included.
     """
 
     @given(arrays=_traces(consistent=True), gamma=discounts())
@@ -107,7 +108,10 @@ def gae_lam_zero_is_td_residual(
 ) -> Callable[[], None]:
     """`gae(lam=0) == td_residuals` (Schulman et al. 2015, eq. 17).
 
-    Consistent traces by default (see the module); `consistent=False` for general ones.
+    Assumes consistent traces by default (see the module); `consistent=False` draws general
+    ones. Accepts, by default, any pair right on real rollouts (one reading `values[t + 1]`
+    inside an episode included); with `consistent=False`, only pairs that read `next_values` at
+    every step.
     """
 
     @given(arrays=_traces(consistent), gamma=discounts())
@@ -128,7 +132,9 @@ def gae_is_discounted_sum_of_residuals(
     """`A_t = sum_{k=t}^{e(t)} (gamma lam)^(k-t) delta_k`, `e(t)` the first done step `>= t`
     (or `T - 1`): the closed form of Schulman et al. 2015, eq. 16.
 
-    Consistent traces by default (see the module); `consistent=False` for general ones.
+    Assumes consistent traces by default (see the module); `consistent=False` draws general
+    ones. Accepts as `gae_lam_zero_is_td_residual` does: any recursion, scan or loop right on
+    real rollouts by default.
     """
 
     @given(arrays=_traces(consistent), gamma=discounts(), lam=discounts())
@@ -157,9 +163,11 @@ def truncation_bootstraps_termination_does_not(
     terminated step `t` it moves `A_t` by exactly `gamma` times the change and leaves every
     later step alone.
 
-    Consistent traces by default (see the module): the changed `next_values` are those of
-    steps that ended an episode, so the changed traces stay consistent. `consistent=False` for
-    general ones.
+    Assumes consistent traces by default (see the module): the changed `next_values` are those
+    of steps that ended an episode, so the changed traces stay consistent. `consistent=False`
+    for general ones. Accepts any `gae` that multiplies the terminated bootstrap by zero (or drops
+    it) and adds `gamma * next_values[t]` at a truncation; the terminated case and the later
+    steps are compared exactly.
     """
 
     @given(
@@ -199,7 +207,9 @@ def lambda_returns_are_advantages_plus_values(
 ) -> Callable[[], None]:
     """`lambda_returns == gae + values` (the value targets).
 
-    Consistent traces by default (see the module); `consistent=False` for general ones.
+    Assumes consistent traces by default (see the module); `consistent=False` draws general
+    ones. Accepts any pair right on real rollouts by default, the TD(lambda) recursion for
+    `lambda_returns` included.
     """
 
     @given(arrays=_traces(consistent), gamma=discounts(), lam=discounts())
@@ -220,7 +230,9 @@ def normalized_advantages_are_standardized(
     to the epsilon, whenever the batch is not constant; a constant batch maps to zeros (up to
     the rounding of its mean).
 
-    Assumes nothing of the batch (any finite advantages, any shape).
+    Assumes nothing of the batch (any finite advantages, any shape); accepts any z-score
+    `(A - mean) / (std + eps)` with the population standard deviation and `eps` no larger than
+    the spec's `NORMALIZE_EPS`.
     """
 
     @given(arrays=rollouts())

@@ -81,7 +81,13 @@ def _reduce_examples(test: Callable[[], None]) -> Callable[[], None]:
 
 
 def rollout_has_fixed_horizon(collect: Collect, make_session: MakeSession) -> Callable[[], None]:
-    """The rollout holds exactly T x N steps: every field starts with `[T, N]`."""
+    """The rollout holds exactly T x N steps: every field starts with `[T, N]`.
+
+    Assumes a session from `make_session(num_envs)` with discrete actions and a
+    `collect(session, policy, horizon, *, generator=...)` that takes the runtime's `ActorCritic`
+    and returns a `runtime.ppo.rollout.Rollout`; accepts any collector returning that dataclass,
+    whatever it does inside (at most `EXPENSIVE_EXAMPLES` examples).
+    """
 
     @given(horizon=_horizons, num_envs=_envs, seed=SEEDS)
     def test(horizon: int, num_envs: int, seed: int) -> None:
@@ -104,6 +110,12 @@ def rollout_records_policy_outputs(
     `values[t]` is V(observations[t]), `next_values[t]` is V(next_observations[t]) (the true
     successor, also where the episode ended, so truncated steps bootstrap correctly), and
     `log_probs[t]` is log pi(actions[t] | observations[t]).
+
+    Assumes a categorical policy (log-probabilities are `log_softmax(logits)` of the action
+    taken) and sessions and collectors as `rollout_has_fixed_horizon`; compares to
+    `POLICY_TOLERANCE` of the values' dtype, so it accepts a collector that evaluates the policy
+    in any batch layout (one forward per step or one for the whole rollout), and rejects one that
+    stores the value of the reset observation as `next_values` at a done step.
     """
 
     @given(horizon=_horizons, num_envs=_envs, seed=SEEDS)
@@ -141,6 +153,13 @@ def rollout_transitions_satisfy_contract(
 
     Chaining: where step t did not end its episode, the observation of step t + 1 is the
     next observation of step t, so no stored transition mixes two episodes.
+
+    Assumes a session whose `contract` the stored transitions should obey and sessions and
+    collectors as `rollout_has_fixed_horizon`; compares observations exactly (`torch.equal`), so
+    it accepts any collector that stores the session's own tensors (copied or not) and rejects
+    one whose steps are off by one (a step starting from an observation other than its
+    predecessor's next observation). A reset observation stored as `next_observations` at a
+    done step obeys the contract: `rollout_records_policy_outputs` does not see it either.
     """
 
     @given(horizon=_horizons, num_envs=_envs, seed=SEEDS)
@@ -170,6 +189,12 @@ def batch_matches_spec_gae(
 
     Column n of the unnormalised advantages and of the value targets, reshaped to `[T, N]`,
     equals `spec.returns.gae` / `spec.returns.lambda_returns` on column n of the rollout.
+
+    Assumes the rollouts a real session and collector produce (so `next_values[t]` is, to the
+    policy's rounding, `values[t + 1]` wherever step `t` did not end an episode) and `to_batch`
+    called as `to_batch(rollout, gamma=..., lam=..., normalize=False)` returning `advantages` and
+    `returns` flattened from `[T, N]` in row-major order; compares to `GAE_TOLERANCE` of the
+    advantages' dtype. Accepts any GAE inside `to_batch`, the TD(lambda) recursion included.
     """
 
     @given(horizon=_horizons, num_envs=_envs, seed=SEEDS, gamma=discounts(), lam=discounts())

@@ -85,6 +85,15 @@ def session_machine(
     rejected with a `ContractViolation` naming the field, environment and step, after which
     the session refuses `step_checked` and `observe` until it is reset.
 
+    Assumes a session with a discrete action space (`n_actions`; actions are drawn uniformly
+    from `0..n_actions-1`), same-step autoreset (`observe()` after a done step is already the
+    reset observation), and, with `reference_reset`, environment `i` reset from
+    `np.random.default_rng(seed + i)` with one draw per reset; compares exactly unless `atol`
+    is given; without `reference_reset` and `in_reset_distribution`, reset observations are not
+    checked. Accepts any session kind (spec, torch, Gymnasium, subprocess, vector) that keeps
+    the protocol on any device; it rejects one that keeps stepping after a rejected action, and,
+    through the reset checks, one that autoresets on the next step.
+
     Args:
         make_session: returns a fresh session (closed by the machine's teardown).
         reference_reset: the observation a reset draws from an environment's generator.
@@ -202,6 +211,12 @@ def sessions_agree_machine(
     named in `atol`, to that tolerance in float64 (observations and rewards; actions and flags
     always exactly).
 
+    Assumes sessions with the same number of environments and a discrete action space, each
+    deterministic given its reset seed and actions (the same seed gives the same episodes in
+    every session). Accepts any kinds that draw the same numbers from a seed; bit for bit unless
+    named in `atol`, so it rejects a float32 session compared exactly with a float64 one (give
+    it a tolerance).
+
     Args:
         make_sessions: name -> factory; the first one is the reference.
         atol: name -> tolerance for the sessions not expected to agree bit for bit.
@@ -273,6 +288,12 @@ def state_round_trip(
     `torch.save` / `torch.load(weights_only=True)` (a checkpoint's), into a fresh session from
     `make_session` that was never reset: the same `k` actions must give the same transitions,
     observations and step counts, compared with `torch.equal`.
+
+    Assumes a session with a discrete action space whose `state_dict()` holds everything that
+    decides its future (environment states, generators, step counts, pending resets) in values
+    `torch.load(weights_only=True)` can read (tensors, numbers, strings, lists, dicts). Accepts
+    any session that resumes bit for bit; it rejects one that resumes only approximately or
+    whose state needs pickled objects, as a checkpoint could not hold it.
 
     Args:
         make_session: returns a fresh session (closed by the test); every call the same kind

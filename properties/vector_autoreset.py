@@ -59,7 +59,16 @@ def follows_autoreset_mode(
     atol: float = 0.0,
 ) -> Callable[[], None]:
     """The vector environment equals `num_envs` singles seeded `seed + i`, stepped under its
-    declared autoreset mode (see the module docstring)."""
+    declared autoreset mode (see the module docstring).
+
+    Assumes a `Discrete` action space (actions drawn from `0..n-1`), single environments
+    deterministic given `reset(seed=...)` and the actions, a vector environment that seeds copy
+    `i` with `seed + i` and resets a finished copy by an unseeded reset that goes on with that
+    copy's generator, results as NumPy arrays, torch tensors or lists; exact unless `atol`.
+    Accepts any vector environment, synchronous, asynchronous or batched on a device, that
+    declares its `metadata["autoreset_mode"]` and keeps it; one that seeds its copies another
+    way is rejected even if each copy is a correct environment.
+    """
 
     @given(seed=SEEDS, data=st.data())
     def prop(seed: int, data: st.DataObject) -> None:
