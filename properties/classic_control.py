@@ -36,6 +36,7 @@ from checked_rl.spec.envs import acrobot, mountain_car, pendulum
 from checked_rl.spec.envs import mountain_car_continuous as mcc
 
 __all__ = [
+    "ACROBOT_FLOAT32_TOL",
     "CONTINUOUS_CAR_TOL",
     "KITS",
     "MAX_BATCH",
@@ -58,6 +59,14 @@ CONTINUOUS_CAR_TOL = 2.0**-22
 """MountainCarContinuous in either dtype: its state is rounded to float32 after every step, so a
 last-bit difference before the rounding may move the result by one float32 unit (`2^-23`
 relative to values below 1), twice with the velocity added to the position."""
+
+ACROBOT_FLOAT32_TOL = 1e-2
+"""One step of a float32 Acrobot (relative to `1 + |value|`, and absolute), from the
+float32-rounded state. RK4 over one 0.2 s step carries float32 rounding with a gain that grows
+like `exp(0.2 * |angular velocity|)`: from about 4e-7 with velocities a tenth of their bounds to
+a measured 1.1e-3 (17,000 random states with both velocities within 80% of their bounds; 99th
+percentile 3.2e-5) at the bounds (`4 pi`, `9 pi`). Upstream computes in float64, so a float32
+twin cannot do better there; the float64 twin is held to `STEP_TOL`."""
 
 MAX_BATCH = 6
 
@@ -172,7 +181,11 @@ def near_edge(module: ModuleType, params: Any, state: Any, tol: float) -> bool:
 
 def tolerance(module: ModuleType, dtype: torch.dtype) -> float:
     """The tolerance of one step of `module`'s twin in `dtype`."""
-    return CONTINUOUS_CAR_TOL if module is mcc else STEP_TOL[dtype]
+    if module is mcc:
+        return CONTINUOUS_CAR_TOL
+    if module is acrobot and dtype == torch.float32:
+        return ACROBOT_FLOAT32_TOL
+    return STEP_TOL[dtype]
 
 
 def set_states(env: Any, states: list[Any], dtype: torch.dtype) -> None:

@@ -242,3 +242,28 @@ def test_continuous_car_stores_float32_states_as_upstream() -> None:
         physics, steps = env.get_state()
         stepped = steps > 0
         assert torch.equal(physics[stepped], physics[stepped].float().double())
+
+
+def test_a_float32_acrobot_near_its_velocity_bounds_is_held_to_its_own_tolerance() -> None:
+    """The state Hypothesis found: float32 rounding, amplified by RK4 at high velocities,
+    moves an observation entry by more than `STEP_TOL` but within `ACROBOT_FLOAT32_TOL`."""
+    from checked_rl.properties.classic_control import (
+        ACROBOT_FLOAT32_TOL,
+        STEP_TOL,
+        check_step,
+        set_states,
+        tolerance,
+    )
+
+    params = acrobot.Params()
+    env = Acrobot(1, params, dtype=torch.float32)
+    set_states(env, [acrobot.State(2.0, 1.640625, 10.0, 27.0)], torch.float32)
+    physics, _ = env.get_state()
+    state = acrobot.State.from_physics(physics[0].double().numpy())
+    out = env.step(torch.tensor([0]))
+    want = acrobot.step(params, state, 0).observation.astype(np.float64)
+    error = np.max(np.abs(out.next_observation[0].double().numpy() - want) / (1 + np.abs(want)))
+    assert STEP_TOL[torch.float32] < error < ACROBOT_FLOAT32_TOL
+    assert tolerance(acrobot, torch.float32) == ACROBOT_FLOAT32_TOL
+    assert tolerance(acrobot, torch.float64) == STEP_TOL[torch.float64]
+    check_step(KITS["Acrobot-v1"], params, [state], [0], out, ACROBOT_FLOAT32_TOL)
