@@ -238,3 +238,17 @@ def test_evaluate_counts_each_environments_first_episode(max_episode_steps: int)
     expected = [float(_gymnasium_episode_length(seed + j, max_episode_steps))
                 for j in range(episodes)]
     assert returns.tolist() == expected
+
+
+def test_training_leaves_the_callers_thread_count_as_it_found_it() -> None:
+    before = torch.get_num_threads()
+    threads = 2 if TINY.threads == 1 else 1
+    torch.set_num_threads(threads)
+    try:
+        train(TINY)
+        assert torch.get_num_threads() == threads
+        with pytest.raises(ValueError):
+            train(TINY, kind="torch", env_id="NoSuchEnvironment-v0")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -28,7 +28,7 @@ from checked_rl.runtime.cli.loading import (
     session_kind,
 )
 from checked_rl.runtime.contract import ContractViolation
-from checked_rl.runtime.sessions import KINDS, EnvironmentStepError
+from checked_rl.runtime.sessions import KINDS, EnvironmentCloseError, EnvironmentStepError
 
 __all__ = ["LOG_OFF", "register"]
 
@@ -152,7 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
     except OSError as error:
         raise CLIError(f"{type(error).__name__}: {error}") from None
-    except (ContractViolation, EnvironmentStepError, BridgeError) as error:
+    except (ContractViolation, EnvironmentStepError, EnvironmentCloseError, BridgeError) as error:
         raise CLIError(f"{env_id}: {one_line(error)}") from None
     except KeyboardInterrupt:
         print(f"checked-rl train: interrupted; the last completed update is saved in "

@@ -93,18 +93,26 @@ def train(
         run_dir=run_dir, log_path=log_path, checkpoint_path=checkpoint_path,
         resumed_update=None if saved is None else int(saved["update"]),
     )
+    threads = torch.get_num_threads()  # the caller's setting, restored at the end
     torch.set_num_threads(config.threads)
-    session = make_session(kind, env_id, num_envs=config.num_envs, device=device)
+    try:
+        session = make_session(kind, env_id, num_envs=config.num_envs, device=device)
+    except BaseException:
+        torch.set_num_threads(threads)
+        raise
     run = None
     try:
         run = _start(config, session, kind, env_id, device, saved, title, notes)
         outputs.start(run, command)
         return outputs.loop(run, stop_after, progress, on_evaluation)
     finally:
+        torch.set_num_threads(threads)
         outputs.close()
-        session.close()
-        if run is not None and run.eval_session is not None:
-            run.eval_session.close()
+        try:
+            session.close()
+        finally:
+            if run is not None and run.eval_session is not None:
+                run.eval_session.close()
 
 
 def _start(
