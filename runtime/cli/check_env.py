@@ -68,7 +68,7 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
     generator = torch.Generator().manual_seed(seed)
     observation = session.reset(seed=seed)
     for step in range(steps):
-        actions = torch.randint(session.n_actions, (session.num_envs,), generator=generator)
+        actions = random_actions(session, generator)
         report.steps += 1
         try:
             transition = session.step_checked(actions)
@@ -84,6 +84,21 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
         report.violations += _invariant_violations(observation, transition, current, step)
         observation = current
     return report
+
+
+def random_actions(session: CheckedSession, generator: torch.Generator) -> torch.Tensor:
+    """One uniformly random action per environment: an integer in `[0, n_actions)`, or for a
+    `Box` a uniform draw from `[low, high]` (a standard normal, clipped into the box, for an
+    entry with an infinite bound), in the box's dtype."""
+    box = session.action_box
+    if box is None:
+        return torch.randint(session.n_actions, (session.num_envs,), generator=generator)
+    low, high = (torch.tensor(bound) for bound in (box.low, box.high))
+    shape = (session.num_envs, *box.shape)
+    uniform = low + torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low)
+    normal = torch.randn(shape, generator=generator, dtype=torch.float64).clamp(low, high)
+    bounded = torch.isfinite(low) & torch.isfinite(high)
+    return torch.where(bounded, uniform, normal).to(getattr(torch, str(box.dtype)))
 
 
 def _invariant_violations(
