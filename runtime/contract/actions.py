@@ -74,9 +74,12 @@ def received_actions(
 
 
 def clip_actions(box: Box, actions: Tensor) -> Tensor:
-    """`actions` `[N, *A]` clipped entrywise into `box`, in their dtype (`Box.clip` per row)."""
+    """`actions` `[N, *A]` clipped entrywise into `box`, in their dtype: `Box.clip` of every
+    row, bit for bit (finite actions)."""
     low, high = _bounds(box, actions.dtype, actions.device)
-    return torch.minimum(torch.maximum(actions, low), high)
+    # NumPy's order: a bound equal to the action wins, so signed zeros come out as np.clip's.
+    above = torch.where(actions > low, actions, low)
+    return torch.where(above < high, above, high)
 
 
 @functools.lru_cache(maxsize=64)
