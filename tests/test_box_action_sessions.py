@@ -296,3 +296,53 @@ def test_check_env_samples_the_box() -> None:
     assert actions.shape == (64, 1) and actions.dtype == torch.float32
     assert actions.min() >= -2.0 and actions.max() <= 2.0
     assert actions.min() < -1.0 and actions.max() > 1.0
+
+
+# The bridge's server on its own: what a client may send it.
+
+
+def _reply(server, header: dict, arrays: dict | None = None):
+    from checked_rl.runtime.bridge.protocol import PREFIX, decode_body
+
+    frame = server.handle(header, arrays or {})
+    return decode_body(frame[: PREFIX.size], frame[PREFIX.size :])
+
+
+def test_a_server_describes_the_action_box_and_refuses_actions_outside_it() -> None:
+    from checked_rl.runtime.bridge.messages import ReplySchema, check_reply
+    from checked_rl.runtime.bridge.server import GymServer
+
+    server = GymServer("Pendulum-v1", 2, {})
+    try:
+        header, arrays = _reply(server, {"cmd": "describe"})
+        check_reply("describe", header, arrays, ReplySchema(2))
+        assert header["action_space"] == {"type": "Box", "shape": [1], "dtype": "<f4"}
+        assert arrays["action_low"].tolist() == [-2.0] and arrays["action_high"].tolist() == [2.0]
+        with pytest.raises(ValueError, match="missing array 'action_low'"):
+            check_reply("describe", header, {k: arrays[k] for k in ("low", "high")}, ReplySchema(2))
+        assert _reply(server, {"cmd": "reset", "seeds": [0, 1]})[0]["ok"]
+        edge = np.array([[2.0], [-2.0]], np.float32)
+        assert _reply(server, {"cmd": "step"}, {"actions": edge})[0]["ok"]
+        for actions, message in (
+            (np.array([[2.0], [2.5]], np.float32), "actions[1] = [2.5] is not a finite action"),
+            (np.array([[np.nan], [0.0]], np.float32), "actions[0] = [nan] is not a finite action"),
+            (np.array([[0.0], [-np.inf]], np.float32), "actions[1] = [-inf] is not a finite"),
+            (np.zeros((2, 1)), "has dtype float64, expected float32"),
+            (np.zeros(2, np.float32), "has shape (2,), expected (2, 1)"),
+            (np.zeros(2, np.int64), "has shape (2,), expected (2, 1)"),
+        ):
+            header, _ = _reply(server, {"cmd": "step"}, {"actions": actions})
+            assert header["ok"] is False and header["kind"] == "protocol", header
+            assert message in header["error"], header["error"]
+    finally:
+        server.handle({"cmd": "close"}, {})
+    discrete = GymServer("CartPole-v1", 1, {})
+    try:
+        header, arrays = _reply(discrete, {"cmd": "describe"})
+        assert "action_low" not in arrays
+        assert _reply(discrete, {"cmd": "reset", "seeds": None})[0]["ok"]
+        header, _ = _reply(discrete, {"cmd": "step"}, {"actions": np.zeros((1, 1), np.float32)})
+        assert "expected 'actions' of shape (1,) and an integer dtype" in header["error"]
+        assert _reply(discrete, {"cmd": "step"}, {"actions": np.array([1])})[0]["ok"]
+    finally:
+        discrete.handle({"cmd": "close"}, {})

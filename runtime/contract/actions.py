@@ -75,11 +75,10 @@ def received_actions(
 
 def clip_actions(box: Box, actions: Tensor) -> Tensor:
     """`actions` `[N, *A]` clipped entrywise into `box`, in their dtype: `Box.clip` of every
-    row, bit for bit (finite actions)."""
+    row, value for value (a zero may keep another sign: NumPy's own float16 and float32 paths
+    disagree on that)."""
     low, high = _bounds(box, actions.dtype, actions.device)
-    # NumPy's order: a bound equal to the action wins, so signed zeros come out as np.clip's.
-    above = torch.where(actions > low, actions, low)
-    return torch.where(above < high, above, high)
+    return torch.minimum(torch.maximum(actions, low), high)
 
 
 @functools.lru_cache(maxsize=64)
