@@ -24,6 +24,7 @@ from checked_rl.runtime.contract import (
     check_box_actions,
     check_transition,
     clip_actions,
+    received_actions,
 )
 from checked_rl.runtime.contract import Transition as RuntimeTransition
 from checked_rl.runtime.sessions import (
@@ -111,6 +112,13 @@ def test_the_check_property_catches_a_check_without_finiteness() -> None:
             check_box_actions(contract, actions, step=step)
 
     _fails(action_check_agrees_with_reference(shapes_only))
+
+
+def test_the_action_functions_refuse_a_discrete_contract() -> None:
+    discrete = Contract((1,), 2)
+    for function in (check_box_actions, received_actions):
+        with pytest.raises(ValueError, match="the contract has discrete actions"):
+            function(discrete, torch.zeros((1, 1)))
 
 
 # The semantics, with the guide's numbers.

@@ -7,6 +7,10 @@
 | `gymnasium`              | N Gymnasium environments in this process       | CPU        | no    |
 | `gymnasium-subprocess`   | N Gymnasium environments in server processes   | CPU        | no    |
 
+Every kind takes discrete actions (`[N]` integers) and continuous ones (`[N, *A]` of the action
+box's dtype, checked, clipped into the box for the environments, recorded as given:
+`CheckedSession.step_checked`, `spec.actions`).
+
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
 where they cannot, both raise `StateNotCapturedError` naming the kind (a `torch` session over a
 batched environment without `state_dict` / `load_state_dict` cannot either). The columns come
