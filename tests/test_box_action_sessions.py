@@ -179,8 +179,9 @@ def test_bad_actions_are_refused_in_one_line(kind: str) -> None:
             session.reset(seed=0)
             session.step_checked(torch.zeros((2, 1)))
             assert torch.equal(session.observe(), before), name  # nothing was stepped
-        with pytest.raises(ValueError, match="expected 2 actions, got shape"):
-            session.step_checked(torch.zeros((3, 1)))
+        for rows in (torch.zeros((3, 1)), torch.zeros(3), torch.zeros((1, 1))):
+            with pytest.raises(ValueError, match="expected 2 actions, got shape"):
+                session.step_checked(rows)
         with pytest.raises(TypeError, match="actions must be a tensor"):
             session.step_checked(np.zeros((2, 1), np.float32))
 
