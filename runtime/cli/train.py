@@ -181,11 +181,18 @@ def _session(
 ) -> CheckedSession:
     """`make_session(kind, env_id, ...)`, or a one-line error naming the environment id."""
     try:
-        return make_session(kind, env_id, num_envs=num_envs, device=device)
+        session = make_session(kind, env_id, num_envs=num_envs, device=device)
     except SESSION_ERRORS as error:
         raise CLIError(
             f"cannot {purpose} {env_id!r} with a {kind!r} session: {one_line(error)}"
         ) from None
+    if session.action_box is not None:  # until the policy has a Gaussian head (issue 12)
+        session.close()
+        raise CLIError(
+            f"cannot {purpose} {env_id!r} with a {kind!r} session: ValueError: the policy "
+            f"takes discrete actions only, {env_id} has Box actions {session.action_box}"
+        )
+    return session
 
 
 def _session_kind(name: str) -> str:
