@@ -17,6 +17,8 @@ SPEC_ENVIRONMENTS = {
     "CartPole-v1": "checked_rl.spec.envs.cartpole",
     "GridWorld-v0": "checked_rl.spec.envs.gridworld",
     "MountainCar-v0": "checked_rl.spec.envs.mountain_car",
+    "MountainCarContinuous-v0": "checked_rl.spec.envs.mountain_car_continuous",
+    "Pendulum-v1": "checked_rl.spec.envs.pendulum",
 }
 """Environment ids of the spec sessions: modules providing `Params` and `environment(params)`."""
 
@@ -25,6 +27,8 @@ TORCH_ENVIRONMENTS = {
     "CartPole-v1": "checked_rl.runtime.envs.cartpole:CartPole",
     "GridWorld-v0": "checked_rl.runtime.envs.gridworld:GridWorld",
     "MountainCar-v0": "checked_rl.runtime.envs.mountain_car:MountainCar",
+    "MountainCarContinuous-v0": "checked_rl.runtime.envs.mountain_car:MountainCarContinuous",
+    "Pendulum-v1": "checked_rl.runtime.envs.pendulum:Pendulum",
 }
 """Environment ids of the torch sessions: `module:class` of the batched environment, whose
 constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""

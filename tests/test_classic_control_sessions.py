@@ -1,4 +1,5 @@
-"""Acrobot-v1 and MountainCar-v0 through the spec and torch session kinds and check-env."""
+"""Acrobot-v1 and MountainCar-v0 through the spec and torch session kinds and check-env (the
+continuous ones: test_box_action_sessions.py)."""
 
 import subprocess
 import sys
@@ -51,12 +52,12 @@ def test_session_state_round_trips(env_id: str) -> None:
             assert torch.equal(x.next_observation, y.next_observation)
 
 
-def test_continuous_environments_wait_for_box_actions_in_sessions() -> None:
-    """The continuous ones are spec and runtime environments, not yet session environments."""
+def test_continuous_environments_are_session_environments() -> None:
+    """Pendulum-v1 and MountainCarContinuous-v0 serve the spec and torch kinds under their
+    Gymnasium ids (their tests: test_box_action_sessions.py)."""
     for env_id in CONTINUOUS:
-        assert env_id not in SPEC_ENVIRONMENTS and env_id not in TORCH_ENVIRONMENTS
-        with pytest.raises(ValueError, match="sessions provide the environments"):
-            make_session("spec", env_id)
+        assert env_id in SPEC_ENVIRONMENTS and env_id in TORCH_ENVIRONMENTS
+        assert make_session("spec", env_id).action_box == make_session("torch", env_id).action_box
 
 
 @pytest.mark.parametrize("env_id", DISCRETE)

@@ -104,12 +104,17 @@ def _arrays(
 
 
 def check_request(
-    header: dict[str, Any], arrays: dict[str, np.ndarray], num_envs: int
+    header: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    num_envs: int,
+    action_box: tuple[tuple[int, ...], np.dtype] | None = None,
 ) -> tuple[str, Any]:
     """A request of a server with `num_envs` environments, as `(command, argument)`.
 
     The argument is the seeds of `reset` (None or a list of `num_envs` integers in
-    [0, MAX_SEED) or None each), the actions `[K]` of `step` (any integer dtype), else None.
+    [0, MAX_SEED) or None each), the actions of `step`, else None: `[K]` of any integer dtype,
+    or, for a server whose action space is a `Box` (`action_box`, its shape `A` and dtype),
+    `[K, *A]` of that dtype.
     """
     command = header.get("cmd")
     if command not in COMMANDS:
@@ -135,6 +140,9 @@ def check_request(
         if "actions" not in arrays:
             raise ProtocolError("step: expected an array 'actions', got none")
         actions = arrays["actions"]
+        if action_box is not None:
+            _arrays(where, arrays, {"actions": ((num_envs, *action_box[0]), action_box[1])})
+            return command, actions
         if actions.shape != (num_envs,) or actions.dtype.kind not in "iu":
             raise ProtocolError(
                 f"step: expected 'actions' of shape ({num_envs},) and an integer dtype, "
@@ -234,10 +242,12 @@ def _check_describe(where: str, header: dict[str, Any], arrays: dict, num_envs: 
         shown = clip_text(repr(header["num_envs"]), 100)
         raise ProtocolError(f"{where}: 'num_envs' is {shown}, expected {num_envs}")
     observation = _check_space(f"{where}: 'observation_space'", header["observation_space"])
-    _check_space(f"{where}: 'action_space'", header["action_space"])
+    action = _check_space(f"{where}: 'action_space'", header["action_space"])
     expected = {}
     if observation is not None:
         expected = {"low": observation, "high": observation}
+    if action is not None:
+        expected |= {"action_low": action, "action_high": action}
     _arrays(where, arrays, expected)
 
 

@@ -18,11 +18,14 @@ Requests (client to server) and their replies:
 
 - `describe`: reply `{"ok": true, "num_envs", "observation_space", "action_space"}`, each space
   a JSON record with its `type` (Gymnasium class name) and, for a `Box`, `shape`, `dtype` and the
-  arrays `low`, `high`; for a `Discrete`, `n` and `start`.
+  arrays `low`, `high` (`action_low`, `action_high` for the action space); for a `Discrete`,
+  `n` and `start`.
 - `reset`: header `seeds` (a list of K integers, or null); reply array `observation` `[K, *S]`.
-- `step`: array `actions` `[K]` int64; reply arrays `next_observation` `[K, *S]` (true
-  successors), `reward` `[K]` float64, `terminated`, `truncated` `[K]` bool and `observation`
-  `[K, *S]` (after the same-step auto-reset of the finished copies).
+- `step`: array `actions`, `[K]` int64 (a `Discrete` action space) or `[K, *A]` of the
+  action `Box`'s dtype, finite and clipped into the box (a `Box` action space); reply arrays
+  `next_observation` `[K, *S]` (true successors), `reward` `[K]` float64, `terminated`,
+  `truncated` `[K]` bool and `observation` `[K, *S]` (after the same-step auto-reset of the
+  finished copies).
 - `close`: reply `{"ok": true}`; the server then exits with code 0.
 
 A request that cannot be served gets `{"ok": false, "error": "...", "kind": "..."}`.

@@ -91,6 +91,10 @@ class GymServer:
         self.env_id = env_id
         self.envs = [gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
         self.closed = False
+        actions = self.envs[0].action_space
+        self.action_box = None
+        if isinstance(actions, gym.spaces.Box):
+            self.action_box = (tuple(actions.shape), np.dtype(actions.dtype))
         space = self.envs[0].observation_space
         self.observation_shape = tuple(getattr(space, "shape", None) or ())
         self.observation_dtype = np.dtype(getattr(space, "dtype", None) or np.float32)
@@ -99,7 +103,7 @@ class GymServer:
         """Serve one decoded request; return the reply frame (an error reply if it fails)."""
         command = header.get("cmd")
         try:
-            command, argument = check_request(header, arrays, len(self.envs))
+            command, argument = check_request(header, arrays, len(self.envs), self.action_box)
             if command == "describe":
                 return self.describe()
             if command == "reset":
@@ -119,7 +123,8 @@ class GymServer:
     def describe(self) -> bytes:
         """Reply with K and both spaces."""
         observation, observation_arrays = describe_space(self.envs[0].observation_space)
-        action, _ = describe_space(self.envs[0].action_space)
+        action, action_arrays = describe_space(self.envs[0].action_space)
+        arrays = {f"action_{name}": bound for name, bound in action_arrays.items()}
         spec = self.envs[0].spec
         header = {
             "ok": True,
@@ -128,7 +133,7 @@ class GymServer:
             "observation_space": observation,
             "action_space": action,
         }
-        return encode_frame(header, observation_arrays)
+        return encode_frame(header, observation_arrays | arrays)
 
     def reset(self, seeds: list[int | None] | None) -> bytes:
         """Reset every environment, environment i with `seeds[i]` when seeds are given."""
@@ -144,7 +149,8 @@ class GymServer:
         """Step every environment; reset in the same step those that finish."""
         self._check_actions(actions)
         final, rewards, terminated, truncated, current = [], [], [], [], []
-        for index, (env, action) in enumerate(zip(self.envs, actions.tolist(), strict=True)):
+        rows = actions.tolist() if self.action_box is None else [row.copy() for row in actions]
+        for index, (env, action) in enumerate(zip(self.envs, rows, strict=True)):
             result = call_env(index, f"step (action {action})", lambda e=env, a=action: e.step(a))
             at = {"env": index, "step": 0}
             observation, reward, term, trunc, _ = obeyed(
@@ -191,6 +197,18 @@ class GymServer:
                 index = int(outside[0])
                 raise ProtocolError(
                     f"step: actions[{index}] = {int(actions[index])} is outside {space}"
+                )
+        elif isinstance(space, gym.spaces.Box):
+            # The client sends actions clipped into the box: anything else is not its message.
+            low, high = (bound.astype(actions.dtype) for bound in (space.low, space.high))
+            with np.errstate(invalid="ignore"):
+                inside = (low <= actions) & (actions <= high)
+            outside = np.flatnonzero(~inside.reshape(len(actions), -1).all(axis=1))
+            if outside.size:
+                index = int(outside[0])
+                raise ProtocolError(
+                    f"step: actions[{index}] = {actions[index].tolist()} is not a finite "
+                    f"action inside {space}"
                 )
 
     def _stack(

@@ -82,7 +82,7 @@ def check_session(session: CheckedSession, steps: int, seed: int) -> CheckReport
     for step in range(steps):
         if observation is None:
             break
-        actions = torch.randint(session.n_actions, (session.num_envs,), generator=generator)
+        actions = random_actions(session, generator)
         report.steps += 1
         try:
             transition = session.step_checked(actions)
@@ -142,6 +142,21 @@ def close_session(session: CheckedSession) -> str | None:
     except BaseException as error:  # reported, not fatal
         return f"close: {_raised(error)}"
     return None
+
+
+def random_actions(session: CheckedSession, generator: torch.Generator) -> torch.Tensor:
+    """One uniformly random action per environment: an integer in `[0, n_actions)`, or for a
+    `Box` a uniform draw from `[low, high]` (a standard normal, clipped into the box, for an
+    entry with an infinite bound), in the box's dtype."""
+    box = session.action_box
+    if box is None:
+        return torch.randint(session.n_actions, (session.num_envs,), generator=generator)
+    low, high = (torch.tensor(bound) for bound in (box.low, box.high))
+    shape = (session.num_envs, *box.shape)
+    uniform = low + torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low)
+    normal = torch.randn(shape, generator=generator, dtype=torch.float64).clamp(low, high)
+    bounded = torch.isfinite(low) & torch.isfinite(high)
+    return torch.where(bounded, uniform, normal).to(getattr(torch, str(box.dtype)))
 
 
 def _invariant_violations(

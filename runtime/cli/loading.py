@@ -64,13 +64,21 @@ def env_id_option(value: str) -> str:
 def open_session(
     purpose: str, kind: str, env_id: str, *, num_envs: int, device: torch.device
 ) -> CheckedSession:
-    """`make_session(kind, env_id, ...)`, or a one-line error naming the environment id."""
+    """`make_session(kind, env_id, ...)`, or a one-line error naming the environment id (also
+    for Box actions, which the policy cannot take yet: its head is categorical)."""
     try:
-        return make_session(kind, env_id, num_envs=num_envs, device=device)
+        session = make_session(kind, env_id, num_envs=num_envs, device=device)
     except SESSION_ERRORS as error:
         raise CLIError(
             f"cannot {purpose} {env_id!r} with a {kind!r} session: {one_line(error)}"
         ) from None
+    if session.action_box is not None:  # until the policy has a Gaussian head (issue 12)
+        session.close()
+        raise CLIError(
+            f"cannot {purpose} {env_id!r} with a {kind!r} session: ValueError: the policy "
+            f"takes discrete actions only, {env_id} has Box actions {session.action_box}"
+        )
+    return session
 
 
 def check_memory(kind: str, probe: CheckedSession, **sizes: Any) -> None:

@@ -62,13 +62,14 @@ class _Extremes(NamedTuple):
         observation: per-entry (minimum, maximum) over both observation fields, flattened
             (NaN where any value is NaN), or None when observations are unconstrained.
         reward: (minimum, maximum) of the rewards, or None when they are unconstrained.
-        action: (minimum, maximum) of the actions.
+        action: (minimum, maximum) of the actions (floats for continuous actions, whose only
+            value rule is finiteness: NaN where any is NaN).
         both_flags: whether some environment has `terminated` and `truncated` both True.
     """
 
     observation: tuple[np.ndarray, np.ndarray] | None
     reward: tuple[float, float] | None
-    action: tuple[int, int]
+    action: tuple[int, int] | tuple[float, float]
     both_flags: bool
 
 
@@ -87,7 +88,10 @@ def values_valid(contract: spec_contract.Contract, transition: Transition) -> bo
         extremes = _device_extremes(contract, limits, transition)
     if extremes.both_flags:
         return False
-    if not (extremes.action[0] >= 0 and extremes.action[1] < contract.n_actions):
+    if contract.action_box is not None:
+        if not (np.isfinite(extremes.action[0]) and np.isfinite(extremes.action[1])):
+            return False
+    elif not (extremes.action[0] >= 0 and extremes.action[1] < contract.n_actions):
         return False
     if extremes.reward is not None:
         assert limits.reward is not None
@@ -121,7 +125,8 @@ def _host_extremes(
         rewards = to_numpy(transition.reward)
         reward = (float(rewards.min()), float(rewards.max()))
     actions = to_numpy(transition.action)
-    action = (int(actions.min()), int(actions.max()))
+    number = float if transition.action.is_floating_point() else int
+    action = (number(actions.min()), number(actions.max()))
     both_flags = contract.exclusive_flags and bool(
         (to_numpy(transition.terminated) & to_numpy(transition.truncated)).any()
     )
@@ -152,8 +157,9 @@ def _device_extremes(
         ]
     if limits.reward is not None:
         parts += [value.reshape(1) for value in torch.aminmax(transition.reward)]
+    continuous = transition.action.is_floating_point()
     parts += [
-        value.clamp(-_EXACT_INTEGER, _EXACT_INTEGER).reshape(1)
+        (value if continuous else value.clamp(-_EXACT_INTEGER, _EXACT_INTEGER)).reshape(1)
         for value in torch.aminmax(transition.action)
     ]
     parts.append((transition.terminated & transition.truncated).any().reshape(1))
@@ -164,6 +170,7 @@ def _device_extremes(
     reward = None
     if limits.reward is not None:
         reward = (float(chunks[-5][0]), float(chunks[-4][0]))
-    action = (int(chunks[-3][0]), int(chunks[-2][0]))
+    number = float if continuous else int
+    action = (number(chunks[-3][0]), number(chunks[-2][0]))
     both_flags = contract.exclusive_flags and bool(chunks[-1][0])
     return _Extremes(observation, reward, action, both_flags)

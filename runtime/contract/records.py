@@ -68,13 +68,14 @@ class Transition:
 
     Built only through its constructor, which checks that every field is a tensor on one
     device, that `observation` and `next_observation` have the same shape `[N, *S]` and dtype,
-    and that `action` (int64), `reward` (floating), `terminated` and `truncated` (bool) have
-    shape `[N]`; it raises `ValueError` naming the field otherwise. Whether the values obey an
+    that `action` is `[N]` int64 (discrete) or `[N, *A]` of a floating dtype (continuous), and
+    that `reward` (floating), `terminated` and `truncated` (bool) have shape `[N]`; it raises
+    `ValueError` naming the field otherwise. Whether the values obey an
     environment's contract is `check_transition`'s job.
     """
 
     observation: Shaped[Tensor, " N *obs"]
-    action: Int64[Tensor, " N"]
+    action: Int64[Tensor, " N"] | Float[Tensor, " N *act"]
     reward: Float[Tensor, " N"]
     next_observation: Shaped[Tensor, " N *obs"]
     terminated: Bool[Tensor, " N"]
@@ -96,13 +97,16 @@ class Transition:
         expected = {"observation": observation.shape, "next_observation": observation.shape}
         required = {
             "next_observation": (observation.dtype, "the dtype of observation"),
-            "action": (torch.int64, "torch.int64"),
+            "action": (torch.int64, "torch.int64 (discrete) or a floating dtype (continuous)"),
             "terminated": (torch.bool, "torch.bool"),
             "truncated": (torch.bool, "torch.bool"),
         }
         for name in FIELDS:
             value = getattr(self, name)
             shape = expected.get(name, torch.Size([n]))
+            continuous = name == "action" and value.is_floating_point()
+            if continuous:
+                shape = torch.Size([n, *value.shape[1:]])
             if value.shape != shape:
                 raise ValueError(
                     f"Transition: {name} must have shape {tuple(shape)} (N = {n} from "
@@ -113,7 +117,7 @@ class Transition:
                     f"Transition: every field must be on {observation.device} (the device of "
                     f"observation), got {name} on {value.device}"
                 )
-            if name in required and value.dtype != required[name][0]:
+            if name in required and value.dtype != required[name][0] and not continuous:
                 raise ValueError(
                     f"Transition: {name} must have dtype {required[name][1]}, got {value.dtype}"
                 )

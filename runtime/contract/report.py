@@ -32,8 +32,10 @@ def _bound_text(limit: np.float64, dtype: np.dtype[Any]) -> str:
 
 def _structure_ok(contract: spec_contract.Contract, transition: spec_contract.Transition) -> bool:
     """Whether the reference finds no shape or dtype violation in `transition`."""
-    if not all(isinstance(array, np.ndarray) for array in transition):
-        return False
+    if contract.action_box is not None or not all(
+        isinstance(array, np.ndarray) for array in transition
+    ):
+        return False  # continuous actions: the reference reports (rejected batches only)
     if transition.observation.ndim < 1:
         return False
     n = transition.observation.shape[0]

@@ -19,6 +19,7 @@ from jaxtyping import Shaped
 from torch import Tensor
 
 from checked_rl.runtime.contract import report
+from checked_rl.runtime.contract.actions import action_structure_matches
 from checked_rl.runtime.contract.extremes import contract_limits, values_valid
 from checked_rl.runtime.contract.records import (
     TORCH_TO_NUMPY,
@@ -31,7 +32,7 @@ from checked_rl.runtime.envs.base import BatchedEnv
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec import contract as spec_contract
 from checked_rl.spec.contract import Violation
-from checked_rl.spec.envs.base import Environment
+from checked_rl.spec.envs.base import Box, Environment
 
 __all__ = ["Contract", "check_observation", "check_transition"]
 
@@ -49,24 +50,26 @@ class Contract(spec_contract.Contract):
     def from_spaces(
         cls, observation_space: gymnasium.Space, action_space: gymnasium.Space, **overrides: Any
     ) -> Self:
-        """The contract of a `Box` observation space and a `Discrete(n)` action space.
+        """The contract of a `Box` observation space and a `Discrete(n)` or `Box` action space.
 
         Observation shape, dtype and bounds come from the `Box`, `n_actions` from the
-        `Discrete` space, which must start at 0. Any other space is refused.
+        `Discrete` space, which must start at 0, or `action_box` from a `Box` action space of a
+        floating dtype. Any other space is refused.
         """
         if not isinstance(observation_space, gymnasium.spaces.Box):
             raise ValueError(
                 f"Contract.from_spaces: expected a gymnasium.spaces.Box observation space, "
                 f"got {observation_space!r}"
             )
-        if not isinstance(action_space, gymnasium.spaces.Discrete) or int(action_space.start):
+        actions = _action_fields(action_space)
+        if actions is None:
             raise ValueError(
                 f"Contract.from_spaces: expected a gymnasium.spaces.Discrete(n) action space "
-                f"starting at 0, got {action_space!r}"
+                f"starting at 0 or a Box of a floating dtype, got {action_space!r}"
             )
         fields = {
+            **actions,
             "observation_shape": tuple(observation_space.shape),
-            "n_actions": int(action_space.n),
             "observation_dtype": observation_space.dtype,
             "observation_low": np.asarray(observation_space.low, dtype=np.float64),
             "observation_high": np.asarray(observation_space.high, dtype=np.float64),
@@ -76,9 +79,11 @@ class Contract(spec_contract.Contract):
     @classmethod
     def from_env(cls, env: BatchedEnv, **overrides: Any) -> Self:
         """The contract of a runtime `BatchedEnv`: its shape, actions, dtype and bounds."""
+        box = getattr(env, "action_box", None)
         fields = {
             "observation_shape": tuple(env.observation_shape),
-            "n_actions": int(env.n_actions),
+            "n_actions": None if box is not None else int(env.n_actions),
+            "action_box": box,
             "observation_dtype": numpy_dtype(env.dtype),
             "observation_low": _optional_numpy(env.observation_low),
             "observation_high": _optional_numpy(env.observation_high),
@@ -90,7 +95,8 @@ class Contract(spec_contract.Contract):
         """The contract of a spec `Environment`: its shape, actions, dtype and bounds."""
         fields = {
             "observation_shape": tuple(env.observation_shape),
-            "n_actions": int(env.n_actions),
+            "n_actions": env.n_actions,
+            "action_box": env.action_space if env.continuous else None,
             "observation_dtype": env.observation_dtype,
             "observation_low": env.observation_low,
             "observation_high": env.observation_high,
@@ -110,6 +116,16 @@ class Contract(spec_contract.Contract):
         if unknown:
             raise ValueError(f"{where}: unknown contract fields {unknown}; valid: {sorted(names)}")
         return cls(**{**fields, **overrides})
+
+
+def _action_fields(space: gymnasium.Space) -> dict[str, Any] | None:
+    """`n_actions` / `action_box` of a Discrete space starting at 0 or a floating Box."""
+    if isinstance(space, gymnasium.spaces.Discrete) and not int(space.start):
+        return {"n_actions": int(space.n)}
+    if isinstance(space, gymnasium.spaces.Box) and np.issubdtype(space.dtype, np.floating):
+        box = Box(tuple(space.shape), space.low, space.high, space.dtype)
+        return {"n_actions": None, "action_box": box}
+    return None
 
 
 def _optional_numpy(tensor: Tensor | None) -> np.ndarray | None:
@@ -157,12 +173,15 @@ def check_transition(
     ):
         if not isinstance(value, expected):
             raise TypeError(
-                f"check_transition: {name} must be a {public_name}, "
-                f"got {type(value).__name__}"
+                f"check_transition: {name} must be a {public_name}, got {type(value).__name__}"
             )
     if step is not None and not isinstance(step, int):
         raise TypeError(f"check_transition: step must be an int or None, got {step!r}")
-    if _structure_matches(contract, transition.observation) and values_valid(contract, transition):
+    if (
+        _structure_matches(contract, transition.observation)
+        and action_structure_matches(contract, transition.action)
+        and values_valid(contract, transition)
+    ):
         return
     _reject(
         _unmapped_dtype(contract, transition.observation, "observation", step)

@@ -84,6 +84,7 @@ class ClassicControl:
             raise ValueError(f"{owner}: params must be {self.spec.__name__}.Params, got {params!r}")
         self.dtype = dtype
         self.reset_noise = reset_noise
+        self.action_box = None if self.action_shape is None else self.spec.action_space(self.params)
         low, high = self.spec.observation_bounds(self.params)
         self.observation_low: Tensor | None = self.tensor(low)
         self.observation_high: Tensor | None = self.tensor(high)

@@ -12,6 +12,10 @@ The environment ids of the `spec` and `torch` kinds, `SPEC_ENVIRONMENTS` and
 `TORCH_ENVIRONMENTS`, live in the torch-free `runtime.env_registry` (so that `import checked_rl`
 can register them with Gymnasium without torch) and are re-exported here.
 
+Every kind takes discrete actions (`[N]` integers) and continuous ones (`[N, *A]` of the action
+box's dtype, checked, clipped into the box for the environments, recorded as given:
+`CheckedSession.step_checked`, `spec.actions`).
+
 "state": whether `state_dict()` / `load_state_dict()` capture and restore the session exactly;
 where they cannot, both raise `StateNotCapturedError` naming the kind (a `torch` session over a
 batched environment without `state_dict` / `load_state_dict` cannot either). The columns come

@@ -21,23 +21,25 @@ Names mirror TorchLean's `CheckedSession`.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 import torch
-from jaxtyping import Integer, Shaped
+from jaxtyping import Float, Integer, Shaped
 from torch import Tensor
 
 from checked_rl.runtime.contract import (
     Contract,
     Transition,
-    check_host_observations,
     check_observation,
     check_transition,
+    received_actions,
 )
 from checked_rl.runtime.envs.base import EnvStep, check_state
+from checked_rl.runtime.sessions.host_steps import host_env_step
 from checked_rl.runtime.shapes import TypeCheckError
+from checked_rl.spec.envs.base import Box
 
 __all__ = [
     "CheckedSession",
@@ -133,9 +135,14 @@ class CheckedSession(ABC):
         return self.contract.observation_shape
 
     @property
-    def n_actions(self) -> int:
-        """Actions are the integers `0 .. n_actions - 1`."""
+    def n_actions(self) -> int | None:
+        """Discrete actions are the integers `0 .. n_actions - 1`; None for continuous ones."""
         return self.contract.n_actions
+
+    @property
+    def action_box(self) -> Box | None:
+        """The `Box` of continuous actions (`contract.action_box`), None for discrete ones."""
+        return self.contract.action_box
 
     @property
     def step_count(self) -> int:
@@ -171,21 +178,27 @@ class CheckedSession(ABC):
         assert self._observation is not None
         return self._observation
 
-    def step_checked(self, actions: Integer[Tensor, " N"]) -> Transition:
+    def step_checked(self, actions: Integer[Tensor, " N"] | Float[Tensor, " N *act"]) -> Transition:
         """Apply one action per environment and return the checked transition.
 
-        Actions outside `[0, n_actions)` are rejected by the contract: the environments are
-        stepped with them clamped into range (so no environment ever sees an invalid action),
-        the transition records them as given, and its check raises `ContractViolation`.
-        `actions` is checked explicitly, not by `@typechecked`, whose cost (tens of
-        microseconds) is paid on every step.
+        Discrete actions: `[N]` of an integer dtype; those outside `[0, n_actions)` are stepped
+        clamped into range, recorded as given, and the check raises `ContractViolation`.
+
+        Continuous actions (the contract has an `action_box`): `[N, *A]` of the box's dtype,
+        every entry finite, else `ContractViolation` before any environment is stepped.
+        Environment i receives `action[i]` clipped into the box; the transition records the
+        actions unclipped, so their log-probabilities stay those of the sampled actions
+        (`runtime.contract.received_actions`, `spec.actions`). `actions` is checked explicitly,
+        not by `@typechecked`, whose cost (tens of microseconds) is paid on every step.
 
         Raises:
-            TypeCheckError: `actions` is not a one-dimensional tensor of an integer dtype.
+            TypeCheckError: `actions` is not a tensor (`[N]` of an integer dtype if discrete).
             ContractViolation: the transition breaks the contract; reset before going on.
             EnvironmentStepError: an environment raised; reset before going on.
             SessionStateError: the session was not reset, was rejected before, or is closed.
         """
+        if self.contract.action_box is not None:
+            return self._step_continuous(actions)
         if not (
             isinstance(actions, Tensor) and actions.ndim == 1 and actions.dtype in _INTEGER_DTYPES
         ):
@@ -205,10 +218,27 @@ class CheckedSession(ABC):
                 f"({self.num_envs},), one per environment, got {tuple(actions.shape)}"
             )
         actions = actions.to(device=self.device, dtype=torch.int64)
+        return self._step_with(actions, lambda: actions.clamp(0, self.n_actions - 1))
+
+    def _step_continuous(self, actions: Any) -> Transition:
+        """`step_checked` for continuous actions: check them, step with them clipped."""
+        owner = f"{type(self).__name__}.step_checked"
+        if not isinstance(actions, Tensor):
+            raise TypeCheckError(f"{owner}: actions must be a tensor, got {type(actions).__name__}")
+        self._require_ready("step_checked")
+        if actions.ndim >= 1 and actions.shape[0] != self.num_envs:
+            shape = tuple(actions.shape)
+            raise ValueError(f"{owner}: expected {self.num_envs} actions, got shape {shape}")
+        actions = actions.to(device=self.device)
+        step = self._step_count
+        return self._step_with(actions, lambda: received_actions(self.contract, actions, step))
+
+    def _step_with(self, actions: Tensor, received: Callable[[], Tensor]) -> Transition:
+        """Step with `received()` (the actions the environments get), record `actions`."""
         step = self._step_count
         observation = self._observation
         try:
-            env_step = self._step(actions.clamp(0, self.n_actions - 1), step)
+            env_step = self._step(received(), step)
             transition = Transition(
                 observation=observation,
                 action=actions,
@@ -367,29 +397,3 @@ class CheckedSession(ABC):
         Raise a one-line ValueError when `envs` does not fit these environments.
         """
         raise NotImplementedError(f"{type(self).__name__} does not capture its environments")
-
-
-def host_env_step(
-    contract: Contract,
-    next_observations: Sequence[Any],
-    rewards: Sequence[float],
-    terminated: Sequence[bool],
-    truncated: Sequence[bool],
-    *,
-    reward_dtype: torch.dtype,
-    step: int,
-) -> EnvStep:
-    """Assemble the per-environment outcomes of one step into a CPU `EnvStep`.
-
-    For sessions that step environments one by one; the observations go through
-    `runtime.contract.check_host_observations`, which names an environment whose observation
-    has the wrong shape or dtype.
-    """
-    return EnvStep(
-        next_observation=check_host_observations(
-            contract, next_observations, field="next_observation", step=step
-        ),
-        reward=torch.tensor(rewards, dtype=reward_dtype),
-        terminated=torch.tensor(terminated, dtype=torch.bool),
-        truncated=torch.tensor(truncated, dtype=torch.bool),
-    )

@@ -1,7 +1,9 @@
 """A checked session over Gymnasium environments in this process.
 
 Any `gymnasium.Env` with a `Box` observation space and a `Discrete` action space (starting at 0)
-works; the contract comes from the spaces. Environments are stepped one after the other, and
+or a `Box` action space of a floating dtype works; the contract comes from the spaces (a `Box`
+action reaches `env.step` as a NumPy array, clipped into the box: `CheckedSession.step_checked`).
+Environments are stepped one after the other, and
 one that ends is reset in the same step (`env.reset()` without a seed, continuing its own
 generator), so the transition keeps the true final observation and no step is wasted.
 `reset(seed=s)` calls `env_i.reset(seed=s + i)`: environment i starts exactly where Gymnasium's
@@ -37,8 +39,8 @@ from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentCloseError,
     EnvironmentStepError,
-    host_env_step,
 )
+from checked_rl.runtime.sessions.host_steps import host_actions, host_env_step
 from checked_rl.runtime.sessions.interrupts import InterruptWatch
 
 __all__ = ["GymnasiumSession"]
@@ -125,7 +127,7 @@ class GymnasiumSession(CheckedSession):
     def _step(self, actions: Tensor, step: int) -> EnvStep:
         next_observations, rewards, terminated, truncated = [], [], [], []
         with self._watch:
-            for i, action in enumerate(actions.tolist()):
+            for i, action in enumerate(host_actions(actions)):
                 result = self._call(
                     i, step, f"step (action {action})", lambda env, a=action: env.step(a)
                 )

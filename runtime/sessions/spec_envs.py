@@ -20,8 +20,8 @@ from checked_rl.runtime.sessions.base import (
     CheckedSession,
     EnvironmentStepError,
     StateNotCapturedError,
-    host_env_step,
 )
+from checked_rl.runtime.sessions.host_steps import host_actions, host_env_step
 from checked_rl.spec.envs.base import Environment
 
 __all__ = ["SpecSession"]
@@ -67,7 +67,7 @@ class SpecSession(CheckedSession):
 
     def _step(self, actions: Tensor, step: int) -> EnvStep:
         next_observations, rewards, terminated, truncated = [], [], [], []
-        for i, action in enumerate(actions.tolist()):
+        for i, action in enumerate(host_actions(actions)):
             try:
                 outcome = self.env.step(self._states[i], action)
                 if outcome.terminated or outcome.truncated:

@@ -61,7 +61,8 @@ class SubprocessSession(CheckedSession):
 
     Raises:
         BridgeError: a server could not start, make its environments, or answer in time.
-        ValueError: the spaces are not a `Box` and a `Discrete` starting at 0.
+        ValueError: the spaces are not a `Box` and a `Discrete` starting at 0 or a floating
+            `Box`.
 
     The servers apply the rules of `spec.host_values` as the in-process session does, so a
     value it refuses (a string reward, an array-valued flag, an observation of another shape or
@@ -102,7 +103,12 @@ class SubprocessSession(CheckedSession):
         try:
             header, arrays = self._describe(pool, env_id, startup_timeout)
             observation_space = space_from_description(header["observation_space"], arrays)
-            action_space = space_from_description(header["action_space"], {})
+            bounds = {
+                name: arrays[f"action_{name}"]
+                for name in ("low", "high")
+                if f"action_{name}" in arrays
+            }
+            action_space = space_from_description(header["action_space"], bounds)
             contract = contract or Contract.from_spaces(observation_space, action_space)
             for server in pool.servers:
                 server.schema = ReplySchema(
@@ -215,7 +221,9 @@ class SubprocessSession(CheckedSession):
 def space_from_description(
     description: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> gymnasium.Space:
-    """Rebuild a `Box` or `Discrete` space from its `describe` record; refuse anything else."""
+    """Rebuild a `Box` or `Discrete` space from its `describe` record; refuse anything else.
+
+    A `Box` action space's bounds travel as the arrays `action_low` and `action_high`."""
     kind = description.get("type")
     if kind == "Box":
         return gymnasium.spaces.Box(
@@ -227,6 +235,6 @@ def space_from_description(
     if kind == "Discrete":
         return gymnasium.spaces.Discrete(description["n"], start=description["start"])
     raise ValueError(
-        f"bridge: expected a Box observation space and a Discrete action space, got a {kind} "
+        f"bridge: expected Box observation and Box or Discrete action spaces, got a {kind} "
         f"space ({description})"
     )
