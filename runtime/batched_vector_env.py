@@ -85,7 +85,14 @@ class BatchedVectorEnv(VectorEnv):
             np.broadcast_to(low, shape).astype(dtype), np.broadcast_to(high, shape).astype(dtype),
             shape=shape, dtype=dtype,
         )
-        self.single_action_space = gymnasium.spaces.Discrete(contract.n_actions)
+        box = contract.action_box
+        self.single_action_space = (
+            gymnasium.spaces.Discrete(contract.n_actions)
+            if box is None
+            else gymnasium.spaces.Box(
+                box.low.astype(box.dtype), box.high.astype(box.dtype), box.shape, box.dtype
+            )
+        )
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._torch_dtype = torch.from_numpy(np.zeros(0, dtype)).dtype
@@ -115,7 +122,13 @@ class BatchedVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Apply one action per copy; auto-reset the copies done in this same step."""
         actions = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
-        transition = self.session.step_checked(actions.to(torch.int64).reshape(self.num_envs))
+        box = self.session.contract.action_box
+        if box is None:
+            actions = actions.to(torch.int64).reshape(self.num_envs)
+        else:  # continuous: [N, *A] in the box's dtype, clipped by the session
+            dtype = torch.from_numpy(np.zeros(0, box.dtype)).dtype
+            actions = actions.to(dtype).reshape(self.num_envs, *box.shape)
+        transition = self.session.step_checked(actions)
         observation = self._observations(self.session.observe())
         infos: dict[str, Any] = {}
         done = to_numpy(transition.done)

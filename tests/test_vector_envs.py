@@ -31,7 +31,11 @@ def test_every_runtime_environment_is_registered() -> None:
         assert isinstance(env, gym.vector.VectorEnv)
         assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
         assert env.observation_space.shape == (N, *env.single_observation_space.shape)
-        assert env.action_space == gym.spaces.MultiDiscrete([env.single_action_space.n] * N)
+        assert env.action_space == gym.vector.utils.batch_space(env.single_action_space, N)
+        if isinstance(env.single_action_space, gym.spaces.Discrete):
+            assert env.action_space == gym.spaces.MultiDiscrete([env.single_action_space.n] * N)
+        else:
+            assert env.action_space.shape == (N, *env.single_action_space.shape)
         observation, _ = env.reset(seed=0)
         assert observation in env.observation_space
         _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
@@ -247,3 +251,25 @@ def test_a_gymnasium_session_refuses_a_vector_env_in_one_line() -> None:
                        r"make_session\('gymnasium-vector', vector_env=env\)"):
         GymnasiumSession(vector_env)
     vector_env.close()
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "MountainCarContinuous-v0"])
+def test_box_action_twins_are_sync_vector_env_bit_for_bit(env_id: str) -> None:
+    """Continuous actions inside the box, through truncation (200 and 999 steps)."""
+    ours = gym.make_vec(f"checked_rl/{env_id}", num_envs=3,
+                        vectorization_mode="vector_entry_point", reset_noise="gymnasium")
+    theirs = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(3)],
+                           autoreset_mode=AutoresetMode.SAME_STEP)
+    assert ours.single_action_space == theirs.single_action_space
+    assert np.array_equal(ours.reset(seed=5)[0], theirs.reset(seed=5)[0])
+    space = ours.single_action_space
+    rng = np.random.default_rng(0)
+    for _ in range(1001):
+        actions = rng.uniform(space.low, space.high, (3, *space.shape)).astype(space.dtype)
+        mine, peer = ours.step(actions), theirs.step(actions)
+        for got, want in zip(mine[:4], peer[:4], strict=True):
+            assert np.array_equal(got, want)
+        if "final_obs" in peer[4]:
+            assert np.array_equal(mine[4]["_final_obs"], peer[4]["_final_obs"])
+    ours.close()
+    theirs.close()
