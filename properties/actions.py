@@ -68,6 +68,12 @@ def clipping_matches_spec(clip: Callable[[Box, torch.Tensor], torch.Tensor]) -> 
     """`clip(box, actions)` is `box.clip` of every row, value for value and in the actions'
     dtype (the sign of a zero is free: NumPy's own float16 and float32 paths differ on it).
 
+    Assumes `boxes()` (shapes of one or two axes of sizes 1-3, float16/32/64, finite or
+    infinite bounds) and `box_actions` rows (inside, on and beyond the bounds, up to the dtype's
+    largest finite value); CPU tensors. Accepts any clip that returns the spec's values in the
+    actions' dtype, whatever its order of operations; rejects one that changes the dtype or
+    clips to bounds rounded otherwise.
+
     Args:
         clip: `clip(box, actions [N, *A]) -> [N, *A]`, such as `runtime.contract.clip_actions`.
     """
@@ -94,6 +100,11 @@ def action_check_agrees_with_reference(check: Callable[..., None]) -> Callable[[
 
     Generated batches are well formed or carry one fault: a NaN or an infinity in one entry,
     another float dtype, or another shape.
+
+    Assumes a continuous `Contract` over `boxes()` and batches from `box_actions` with at most
+    one such fault; CPU tensors. Accepts a check that raises an error carrying the reference's
+    `violations` (same wording and order) for every faulty batch and nothing for well-formed
+    ones, an action outside its box included (it is recorded as given, not refused).
 
     Args:
         check: the per-step check, such as `runtime.contract.check_box_actions`.
@@ -141,6 +152,12 @@ def session_receives_clipped_actions(
     From one captured state (`state_dict`), stepping with actions `a` and stepping with
     `box.clip(a)` give the same successors, rewards and flags; the transitions record `a` and
     `box.clip(a)` respectively.
+
+    Assumes a session whose `state_dict`/`load_state_dict` restore it exactly and whose
+    environments are deterministic given that state; actions from `box_actions` (inside, on
+    and beyond the box). Accepts any session kind that clips for the environment and records
+    the unclipped action; rejects one that records the clipped action or hands the environment
+    the unclipped one.
 
     Args:
         make: a fresh, reset session that captures its state, with a continuous contract.
