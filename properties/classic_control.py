@@ -40,6 +40,7 @@ __all__ = [
     "CONTINUOUS_CAR_TOL",
     "KITS",
     "MAX_BATCH",
+    "PENDULUM_TORQUE_COST_SLACK",
     "STEP_TOL",
     "Kit",
     "check_auto_reset",
@@ -67,6 +68,12 @@ like `exp(0.2 * |angular velocity|)`: from about 4e-7 with velocities a tenth of
 a measured 1.1e-3 (17,000 random states with both velocities within 80% of their bounds; 99th
 percentile 3.2e-5) at the bounds (`4 pi`, `9 pi`). Upstream computes in float64, so a float32
 twin cannot do better there; the float64 twin is held to `STEP_TOL`."""
+
+PENDULUM_TORQUE_COST_SLACK = 2.0**-31
+"""Added to Pendulum's reward tolerance in either dtype: upstream computes the torque cost
+`0.001 u^2` in the action's dtype, and torch's float32 product of a one-element tensor rounds
+differently from NumPy's now and then (measured: 1 of 3,000 torques, e.g. `u = 1.817929` gives
+0.0033048659 against 0.0033048661), one float32 unit of a cost below `0.004` (`2^-31`)."""
 
 MAX_BATCH = 6
 
@@ -219,7 +226,8 @@ def check_step(
             continue
         assert bool(out.terminated[i]) == want.terminated, f"terminated[{where}]"
         reward = float(out.reward[i])
-        assert abs(reward - want.reward) <= tol * (1 + abs(want.reward)), (
+        slack = PENDULUM_TORQUE_COST_SLACK if kit.spec is pendulum else 0.0
+        assert abs(reward - want.reward) <= tol * (1 + abs(want.reward)) + slack, (
             f"reward[{where}]: expected {want.reward}, got {reward}"
         )
     return expected

@@ -267,3 +267,29 @@ def test_a_float32_acrobot_near_its_velocity_bounds_is_held_to_its_own_tolerance
     assert tolerance(acrobot, torch.float32) == ACROBOT_FLOAT32_TOL
     assert tolerance(acrobot, torch.float64) == STEP_TOL[torch.float64]
     check_step(KITS["Acrobot-v1"], params, [state], [0], out, ACROBOT_FLOAT32_TOL)
+
+
+def test_pendulums_torque_cost_may_differ_by_one_float32_unit_and_no_more() -> None:
+    """`u = 1.817929` (float32): torch's one-element float32 product `0.001 u^2` rounds one unit
+    away from NumPy's, so the float64 twin's reward is 2^-32 off; the property allows that slack
+    (`PENDULUM_TORQUE_COST_SLACK`), and not ten times more."""
+    from checked_rl.properties.classic_control import (
+        PENDULUM_TORQUE_COST_SLACK,
+        STEP_TOL,
+        check_step,
+        set_states,
+    )
+    from checked_rl.spec.envs import pendulum
+
+    params = pendulum.Params()
+    env = Pendulum(1, params, dtype=torch.float64)
+    state = pendulum.State(0.5, 0.1, 0)
+    set_states(env, [state], torch.float64)
+    action = np.array([1.817929], np.float32)
+    out = env.step(torch.from_numpy(action[None]))
+    want = pendulum.step(params, state, action)
+    assert 0 < abs(float(out.reward[0]) - want.reward) <= PENDULUM_TORQUE_COST_SLACK
+    check_step(KITS["Pendulum-v1"], params, [state], [action], out, STEP_TOL[torch.float64])
+    out.reward[0] += 10 * PENDULUM_TORQUE_COST_SLACK
+    with pytest.raises(AssertionError, match="reward"):
+        check_step(KITS["Pendulum-v1"], params, [state], [action], out, STEP_TOL[torch.float64])
