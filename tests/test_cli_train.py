@@ -252,8 +252,11 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(command: str, tmp_path: Pat
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The checkpoint of a one-update torch run, as `load_checkpoint` reads it."""
-    path = tmp_path_factory.mktemp("saved") / "run.pt"
-    assert main(["train", *TINY, "--updates", "1", "--checkpoint", str(path)]) == 0
+    folder = tmp_path_factory.mktemp("saved")
+    path = folder / "run.pt"
+    run_dir = str(folder / "run")  # not the default runs/ of the current directory
+    assert main(["train", *TINY, "--updates", "1", "--checkpoint", str(path), "--run-dir",
+                 run_dir]) == 0
     return load_checkpoint(path)
 
 
