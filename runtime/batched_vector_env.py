@@ -38,7 +38,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from checked_rl.runtime.contract import to_numpy
+from checked_rl.runtime.contract import to_numpy, torch_dtype
 from checked_rl.runtime.env_registry import SPEC_ENVIRONMENTS
 from checked_rl.runtime.sessions import CheckedSession, make_session
 
@@ -95,7 +95,9 @@ class BatchedVectorEnv(VectorEnv):
         )
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._torch_dtype = torch.from_numpy(np.zeros(0, dtype)).dtype
+        self._torch_dtype = torch_dtype(dtype)
+        self._action_dtype = torch.int64 if box is None else torch_dtype(box.dtype)
+        self._action_shape = (self.num_envs,) if box is None else (self.num_envs, *box.shape)
 
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
@@ -122,12 +124,8 @@ class BatchedVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Apply one action per copy; auto-reset the copies done in this same step."""
         actions = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
-        box = self.session.contract.action_box
-        if box is None:
-            actions = actions.to(torch.int64).reshape(self.num_envs)
-        else:  # continuous: [N, *A] in the box's dtype, clipped by the session
-            dtype = torch.from_numpy(np.zeros(0, box.dtype)).dtype
-            actions = actions.to(dtype).reshape(self.num_envs, *box.shape)
+        # [N] int64, or [N, *A] in a Box's dtype (clipped by the session)
+        actions = actions.to(self._action_dtype).reshape(self._action_shape)
         transition = self.session.step_checked(actions)
         observation = self._observations(self.session.observe())
         infos: dict[str, Any] = {}

@@ -31,7 +31,7 @@ import torch
 from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import SESSION_ERRORS, CLIError, one_line
 from checked_rl.runtime.cli.env_ids import EnvIdError, resolve_env_id
-from checked_rl.runtime.contract import ContractViolation, Transition
+from checked_rl.runtime.contract import ContractViolation, Transition, torch_dtype
 from checked_rl.runtime.env_names import registered_from_class
 from checked_rl.runtime.sessions import (
     GYMNASIUM_KINDS,
@@ -156,7 +156,7 @@ def random_actions(session: CheckedSession, generator: torch.Generator) -> torch
     uniform = low + torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low)
     normal = torch.randn(shape, generator=generator, dtype=torch.float64).clamp(low, high)
     bounded = torch.isfinite(low) & torch.isfinite(high)
-    return torch.where(bounded, uniform, normal).to(getattr(torch, str(box.dtype)))
+    return torch.where(bounded, uniform, normal).to(torch_dtype(box.dtype))
 
 
 def _invariant_violations(

@@ -28,6 +28,7 @@ from checked_rl.runtime.contract.records import (
     Transition,
     numpy_dtype,
     to_numpy,
+    torch_dtype,
 )
 from checked_rl.runtime.contract.rules import Contract, check_observation, check_transition
 
@@ -47,4 +48,5 @@ __all__ = [
     "real_reward",
     "received_actions",
     "to_numpy",
+    "torch_dtype",
 ]

@@ -16,7 +16,14 @@ from torch import Tensor
 from checked_rl.spec import contract as spec_contract
 from checked_rl.spec.contract import FIELDS, Violation
 
-__all__ = ["TORCH_TO_NUMPY", "ContractViolation", "Transition", "numpy_dtype", "to_numpy"]
+__all__ = [
+    "TORCH_TO_NUMPY",
+    "ContractViolation",
+    "Transition",
+    "numpy_dtype",
+    "to_numpy",
+    "torch_dtype",
+]
 
 TORCH_TO_NUMPY = {
     torch.bool: np.dtype(np.bool_),
@@ -41,6 +48,15 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
             f"numpy_dtype: expected one of {sorted(map(str, TORCH_TO_NUMPY))}, got {dtype}"
         )
     return TORCH_TO_NUMPY[dtype]
+
+
+def torch_dtype(dtype: Any) -> torch.dtype:
+    """The torch dtype of a NumPy dtype (anything `np.dtype` takes), the inverse of
+    `numpy_dtype`."""
+    for torch_type, numpy_type in TORCH_TO_NUMPY.items():
+        if numpy_type == np.dtype(dtype):
+            return torch_type
+    raise ValueError(f"torch_dtype: no torch dtype for {np.dtype(dtype)}")
 
 
 class ContractViolation(ValueError):

@@ -22,16 +22,11 @@ from checked_rl.spec.envs import mountain_car as spec
 from checked_rl.spec.envs import mountain_car_continuous as continuous_spec
 
 
-class MountainCar(ClassicControl):
-    """`num_envs` MountainCar-v0 copies on one device (see `runtime.envs.classic_control`).
+class _Car(ClassicControl):
+    """What both cars share: the state `[position, velocity]`, observed as it is, and the
+    reset box (a position in `[reset_low, reset_high]`, at rest)."""
 
-    Actions are `[N]` int64: 0 (push left), 1 (none), 2 (push right).
-    """
-
-    spec = spec
     physics_names = ("position", "velocity")
-    observation_shape = spec.OBSERVATION_SHAPE
-    n_actions = spec.N_ACTIONS
 
     def reset_box(self) -> tuple[Sequence[float], Sequence[float]]:
         return [self.params.reset_low, 0.0], [self.params.reset_high, 0.0]
@@ -39,6 +34,17 @@ class MountainCar(ClassicControl):
     def observation(self, physics: Tensor) -> Tensor:
         """`[N, 2]`: `[position, velocity]`."""
         return physics.t()
+
+
+class MountainCar(_Car):
+    """`num_envs` MountainCar-v0 copies on one device (see `runtime.envs.classic_control`).
+
+    Actions are `[N]` int64: 0 (push left), 1 (none), 2 (push right).
+    """
+
+    spec = spec
+    observation_shape = spec.OBSERVATION_SHAPE
+    n_actions = spec.N_ACTIONS
 
     def advance(self, physics: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         p = self.params
@@ -48,7 +54,7 @@ class MountainCar(ClassicControl):
         return _move(p, position, velocity, torch.full_like(velocity, -1.0))
 
 
-class MountainCarContinuous(ClassicControl):
+class MountainCarContinuous(_Car):
     """`num_envs` MountainCarContinuous-v0 copies on one device.
 
     Actions are `[N, 1]` of a float dtype, the force before clipping to
@@ -56,16 +62,8 @@ class MountainCarContinuous(ClassicControl):
     """
 
     spec = continuous_spec
-    physics_names = ("position", "velocity")
     observation_shape = continuous_spec.OBSERVATION_SHAPE
     action_shape = continuous_spec.ACTION_SHAPE
-
-    def reset_box(self) -> tuple[Sequence[float], Sequence[float]]:
-        return [self.params.reset_low, 0.0], [self.params.reset_high, 0.0]
-
-    def observation(self, physics: Tensor) -> Tensor:
-        """`[N, 2]`: `[position, velocity]`."""
-        return physics.t()
 
     def advance(self, physics: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         p = self.params
