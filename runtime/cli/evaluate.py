@@ -84,12 +84,13 @@ def run_eval(args: argparse.Namespace) -> int:
                  else args.max_episode_steps)
     with open_session("evaluate on", kind, policy.env_id, num_envs=1, device=device) as probe:
         check_memory(kind, probe, eval_episodes=args.episodes, episodes_option="--episodes")
-        spaces = (tuple(probe.observation_shape), probe.n_actions)
-    if spaces != (policy.model.observation_shape, policy.model.n_actions):
+        spaces = (tuple(probe.observation_shape), _actions(probe.n_actions, probe.action_box))
+    network = (policy.model.observation_shape,
+               _actions(policy.model.n_actions, policy.model.action_shape))
+    if spaces != network:
         raise CLIError(
             f"checkpoint {args.checkpoint}: its network takes observations of shape "
-            f"{policy.model.observation_shape} and {policy.model.n_actions} actions, "
-            f"{policy.env_id} has {spaces[0]} and {spaces[1]}"
+            f"{network[0]} and {network[1]}, {policy.env_id} has {spaces[0]} and {spaces[1]}"
         )
     model = policy.model.to(device)
     try:
@@ -122,6 +123,13 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"recorded: {recorded['path']} (return {recorded['return']:.1f}, "
               f"{recorded['length']} steps)")
     return 0
+
+
+def _actions(n_actions: int | None, box: Any) -> str:
+    """`n actions`, or `Box actions of shape S` (from a box or an action shape)."""
+    if n_actions is not None:
+        return f"{n_actions} actions"
+    return f"Box actions of shape {tuple(getattr(box, 'shape', box))}"
 
 
 def _record(policy: Any, path: Path, seed: int, max_steps: int) -> dict[str, Any]:

@@ -5,7 +5,8 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
 
 - `format`: `CHECKPOINT_FORMAT`;
 - `config`: the `PPOConfig` as a dict; `run`: session kind, environment id, device;
-- `network`: the constructor arguments of the `ActorCritic`;
+- `network`: the constructor arguments and head of the `ActorCritic` (`describe()`; without
+  a `head`, as written before Box actions, it is categorical);
 - `update`: updates completed; `env_steps`: environment steps trained on;
 - `model`, `optimizer`: state dicts;
 - `rng`: the state of the run's torch generator (a uint8 tensor);
@@ -118,20 +119,13 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise TypeError(f"{key} must be a non-negative integer, got {value!r}")
     network = checkpoint["network"]
-    shape = network.get("observation_shape") if isinstance(network, dict) else None
-    n_actions = network.get("n_actions") if isinstance(network, dict) else None
-    if (not isinstance(shape, list) or not shape
-            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 1 << 24
-                       for n in shape)
-            or not isinstance(n_actions, int) or not 0 < n_actions <= 1 << 24):
-        raise TypeError(f"network must give observation_shape and n_actions, got {network!r}")
-    if network.get("hidden") != config.hidden:
+    if isinstance(network, dict) and network.get("hidden") != config.hidden:
         raise ValueError(
             f"network hidden={network.get('hidden')!r} differs from its config's "
             f"hidden={config.hidden}"
         )
     with torch.device("meta"):  # shapes only: nothing is allocated
-        expected = ActorCritic(tuple(shape), n_actions, config.hidden).state_dict()
+        expected = ActorCritic.from_description(network).state_dict()
     model = checkpoint["model"]
     if not isinstance(model, dict) or set(model) != set(expected):
         found = sorted(model) if isinstance(model, dict) else type(model).__name__

@@ -128,7 +128,7 @@ def _start(
     """A run at update 0 (networks initialised from the seed), or the state `saved` holds."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = ActorCritic(session.observation_shape, session.n_actions, config.hidden)
+        model = ActorCritic.for_session(session, config.hidden)
     model.to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from checked_rl.runtime.ppo.checkpoint import CHECKPOINT_FORMAT
 from checked_rl.runtime.ppo.collect import collect
 from checked_rl.runtime.ppo.config import PPOConfig
-from checked_rl.runtime.ppo.loss import ppo_loss
+from checked_rl.runtime.ppo.loss import ppo_loss_from_log_probs
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.rollout import Rollout, TrainingBatch, to_training_batch
 from checked_rl.runtime.ppo.trainlog import TrainLog
@@ -192,11 +192,12 @@ def optimise(
 def minibatch_loss(
     model: ActorCritic, batch: TrainingBatch, config: PPOConfig
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The PPO loss of one minibatch under the current parameters, and its statistics."""
-    logits, values = model(batch.observations)
-    loss, stats = ppo_loss(
-        logits=logits,
-        actions=batch.actions,
+    """The PPO loss of one minibatch under the current parameters, and its statistics: the
+    loss from the log-probabilities and entropies of the model's head."""
+    outputs, values = model(batch.observations)
+    loss, stats = ppo_loss_from_log_probs(
+        new_log_probs=model.head.log_prob(outputs, batch.actions),
+        entropies=model.head.entropy(outputs),
         old_log_probs=batch.log_probs,
         advantages=batch.advantages,
         values=values,
