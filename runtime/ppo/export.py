@@ -52,7 +52,7 @@ class GreedyActor(nn.Module):
         outputs = self.actor(flat)
         if self.gaussian:
             shape = [outputs.shape[0]] + self.action_shape  # noqa: RUF005 (TorchScript)
-            actions = outputs.reshape(shape)
+            actions = outputs.reshape(shape).detach()  # plain values, no autograd graph
         else:
             actions = outputs.argmax(dim=-1)
         return actions.squeeze(0) if single else actions
