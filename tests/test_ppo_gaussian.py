@@ -95,6 +95,7 @@ def test_the_first_minibatch_has_ratio_one_and_is_the_spec_loss() -> None:
         value_coef=config.value_coef, entropy_coef=0.01,
     )
     assert loss.item() == pytest.approx(want, rel=1e-5, abs=1e-6)
+    assert float(stats["policy_loss"]) == pytest.approx(want_stats.policy_loss, abs=1e-6)
     assert float(stats["entropy"]) == pytest.approx(0.3 + 0.5 + 0.5 * math.log(2 * math.pi))
     loss.backward()
     assert float(model.head.log_std.grad.abs().sum()) > 0.0  # the log-std learns
