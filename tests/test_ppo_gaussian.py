@@ -219,3 +219,15 @@ def test_a_short_continuous_control_run_improves_its_greedy_return() -> None:
                                   head=GaussianHead((1,)))[0].mean().item()
     assert still < -15.0
     assert result.log.values[-1] > still / 2, (still, result.log.values)
+
+
+def test_a_pendulum_run_resumed_from_its_checkpoint_is_the_uninterrupted_run(tmp_path) -> None:
+    config = PPOConfig(num_envs=2, horizon=8, hidden=8, updates=3, eval_episodes=2,
+                       eval_max_episode_steps=20)
+    train(config, env_id="Pendulum-v1", checkpoint_path=tmp_path / "a.pt", stop_after=1)
+    resumed = train(None, env_id="Pendulum-v1", resume=tmp_path / "a.pt")
+    whole = train(config, env_id="Pendulum-v1")
+    assert resumed.log.values == whole.log.values
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], tensor), name
+    assert "head.log_std" in whole.model.state_dict()
