@@ -231,3 +231,33 @@ def test_a_pendulum_run_resumed_from_its_checkpoint_is_the_uninterrupted_run(tmp
     for name, tensor in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
     assert "head.log_std" in whole.model.state_dict()
+
+
+def test_the_minibatch_loss_gradient_in_the_log_std_is_the_spec_losss() -> None:
+    """Both paths of the log-std's gradient (through the log-probabilities and through the
+    entropy bonus) against central differences of the spec's loss, in float64."""
+    model = _pendulum_model(6, log_std=0.2).double()
+    with make_session("torch", "Pendulum-v1", num_envs=3, seed=6) as session:
+        rollout = collect(session, model, 16, generator=torch.Generator().manual_seed(6))
+    batch = to_training_batch(rollout, gamma=0.99, lam=0.95)
+    config = PPOConfig(entropy_coef=0.05)
+    loss, _ = minibatch_loss(model, batch, config)
+    (grad,) = torch.autograd.grad(loss, [model.head.log_std])
+    with torch.no_grad():
+        means, values = (t.numpy() for t in model(batch.observations))
+    actions = batch.actions.double().numpy()
+
+    def spec_total(log_std: np.ndarray) -> float:
+        return spec_ppo.ppo_loss_from_log_probs(
+            new_log_probs=spec_gaussian.log_prob(means, log_std, actions),
+            entropies=spec_gaussian.entropy(means, log_std),
+            old_log_probs=batch.log_probs.numpy(), advantages=batch.advantages.numpy(),
+            values=values, returns=batch.returns.numpy(), clip_coef=config.clip_coef,
+            value_coef=config.value_coef, entropy_coef=0.05,
+        )[0]
+
+    step = 1e-6
+    numeric = (spec_total(np.array([0.2 + step])) - spec_total(np.array([0.2 - step]))) / (
+        2 * step)
+    assert grad.item() == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+    assert abs(numeric) > 1e-3
