@@ -149,14 +149,18 @@ def test_checkpoints_record_the_head_and_older_ones_load_as_categorical() -> Non
     rebuilt = ActorCritic.from_description(network)
     assert rebuilt.action_shape == (1,) and set(rebuilt.state_dict()) == set(
         gaussian.state_dict())
+    plane = ActorCritic((2,), None, 8, action_shape=(2, 3))
+    assert plane.describe()["action_shape"] == [2, 3]
+    assert ActorCritic.from_description(plane.describe()).action_shape == (2, 3)
     categorical = ActorCritic((3,), 2, 16)
     older = {"observation_shape": [3], "n_actions": 2, "hidden": 16}  # before heads
     validate_checkpoint(_checkpoint(categorical, older), "old")
     assert ActorCritic.from_description(older).head.name == "categorical"
     for bad, message in (
         ({**network, "head": "beta"}, "head must be one of"),
-        ({**network, "action_shape": [0]}, "action_shape"),
-        ({**older, "head": "gaussian"}, "action_shape"),
+        ({**network, "action_shape": [0]}, "network must give action_shape"),
+        ({**older, "head": "gaussian"}, "network must give action_shape"),
+        ({**network, "observation_shape": []}, "network must give observation_shape"),
         (older, "model parameters"),  # a Gaussian's parameters under a categorical network
     ):
         with pytest.raises(CheckpointError, match=message):
