@@ -46,6 +46,7 @@ DEFAULTS = {
     ("checked_rl.runtime.distributions", "sample_actions"): {"generator": None},
     ("checked_rl.runtime.gaussian", "sample_actions"): {"generator": None},
     ("checked_rl.runtime.ppo.loss", "ppo_loss"): LOSS_DEFAULTS,
+    ("checked_rl.runtime.ppo.loss", "ppo_loss_from_log_probs"): LOSS_DEFAULTS,
     ("checked_rl.runtime.ppo.loss", "value_loss"): {"old_values": None, "clip_coef": None},
 }
 

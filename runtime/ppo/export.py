@@ -31,6 +31,8 @@ class GreedyActor(nn.Module):
     """The greedy action (argmax of the logits, or the unclipped Gaussian mean), for one
     observation or a batch."""
 
+    action_shape: list[int]  # typed for TorchScript: it cannot infer an empty list's type
+
     def __init__(self, model: ActorCritic) -> None:
         super().__init__()
         self.actor = model.actor
