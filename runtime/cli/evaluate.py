@@ -64,6 +64,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """Handler of `checked-rl eval`."""
     from checked_rl.runtime.ppo.config import SEED_BOUND
     from checked_rl.runtime.ppo.evaluate import evaluate_episodes
+    from checked_rl.runtime.ppo.normalizing import normalized_policy
 
     if args.episodes < 1:
         raise CLIError(f"--episodes must be a positive integer, got {args.episodes}")
@@ -91,7 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
             f"{policy.model.observation_shape} and {policy.model.n_actions} actions, "
             f"{policy.env_id} has {spaces[0]} and {spaces[1]}"
         )
-    model = policy.model.to(device)
+    model = normalized_policy(policy.model, policy.saved).to(device)  # the saved statistics
     try:
         with open_session("evaluate on", kind, policy.env_id, num_envs=args.episodes,
                           device=device) as session:
@@ -126,13 +127,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _record(policy: Any, path: Path, seed: int, max_steps: int) -> dict[str, Any]:
     """Record the episode from `seed` (`runtime.ppo.record`), or a one-line error."""
+    from checked_rl.runtime.ppo.normalizing import normalized_policy
     from checked_rl.runtime.ppo.record import RecordError, record_episode
     from checked_rl.runtime.ppo.rundir import check_file_path, check_writable
 
     try:
         check_file_path("--record", str(path))
         check_writable(path.parent, "the directory of --record")
-        total, length = record_episode(policy.model.cpu(), policy.env_id, path, seed=seed,
+        model = normalized_policy(policy.model, policy.saved).cpu()
+        total, length = record_episode(model, policy.env_id, path, seed=seed,
                                        max_episode_steps=max_steps)
     except (RecordError, ValueError, OSError) as error:
         raise CLIError(str(error)) from None
