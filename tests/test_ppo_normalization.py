@@ -140,6 +140,9 @@ def test_a_checkpoint_without_its_statistics_is_refused(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "bad.pt", saved)
     with pytest.raises(CheckpointError, match=r"mean must be a tensor of shape \[4\]"):
         load_checkpoint(tmp_path / "bad.pt")
+    off = dataclasses.replace(TINY, normalize_observations=False)
+    with pytest.raises(CheckpointError, match="cannot resume with normalize_observations=False"):
+        train(off, resume=tmp_path / "c.pt")
 
 
 def test_the_normalisers_refuse_bad_settings_and_states() -> None:

@@ -188,10 +188,10 @@ def _start(
 
 
 def _check_resumable(saved: dict[str, Any], config: PPOConfig) -> None:
-    """Refuse to resume with a network width or environment count the saved state does not fit
-    (the session refuses a state of another kind itself)."""
+    """Refuse to resume with a network width, environment count or normalisation the saved
+    state does not fit (the session refuses a state of another kind itself)."""
     saved_config = PPOConfig.from_dict(saved["config"])
-    for name in ("hidden", "num_envs"):
+    for name in ("hidden", "num_envs", "normalize_observations", "normalize_rewards"):
         if getattr(saved_config, name) != getattr(config, name):
             raise CheckpointError(
                 f"cannot resume with {name}={getattr(config, name)}: the checkpoint was saved "
