@@ -31,6 +31,8 @@ from checked_rl.runtime.sessions import make_session
 from checked_rl.spec import normalization as spec
 from tests.runs_helpers import run
 
+pytestmark = pytest.mark.timeout(900)  # fresh interpreters on a loaded machine: a safety net
+
 TINY = PPOConfig(
     seed=3, num_envs=2, horizon=8, hidden=8, epochs=2, minibatches=2, updates=6, eval_every=1,
     eval_episodes=2, eval_max_episode_steps=30, checkpoint_every=1,
@@ -50,14 +52,14 @@ def test_both_options_off_wrap_nothing() -> None:
 
 
 def test_the_learner_sees_what_the_spec_computes_from_the_raw_stream() -> None:
-    config = dataclasses.replace(TINY, gamma=0.9)
+    config = dataclasses.replace(TINY, gamma=0.9, clip_observations=1.5, clip_rewards=2.0)
     raw = make_session("torch", "CartPole-v1", num_envs=3)
     session = normalizing_session(make_session("torch", "CartPole-v1", num_envs=3), config)
     model = ActorCritic((4,), 2, 8)
     first = session.reset(seed=5)
     raw_first = raw.reset(seed=5)
     moments = spec.update(spec.initial_moments((4,)), raw_first.numpy())
-    np.testing.assert_allclose(first.numpy(), spec.normalize(raw_first.numpy(), moments),
+    np.testing.assert_allclose(first.numpy(), spec.normalize(raw_first.numpy(), moments, 1.5),
                                rtol=1e-6, atol=1e-6)
     rollout = collect(session, model, 12, generator=torch.Generator().manual_seed(0))
     # the same actions in the raw session give the raw stream the spec maps
@@ -65,17 +67,18 @@ def test_the_learner_sees_what_the_spec_computes_from_the_raw_stream() -> None:
     for t in range(12):
         step = raw.step_checked(rollout.actions[t])
         np.testing.assert_allclose(
-            rollout.observations[t].numpy(), spec.normalize(step.observation.numpy(), moments),
+            rollout.observations[t].numpy(), spec.normalize(step.observation.numpy(), moments, 1.5),
             rtol=1e-6, atol=1e-6)
         moments = spec.update(moments, raw.observe().numpy())
         np.testing.assert_allclose(
             rollout.next_observations[t].numpy(),
-            spec.normalize(step.next_observation.numpy(), moments), rtol=1e-6, atol=1e-6)
+            spec.normalize(step.next_observation.numpy(), moments, 1.5), rtol=1e-6, atol=1e-6)
         rewards.append(step.reward.numpy())
         terminated.append(step.terminated.numpy())
         truncated.append(step.truncated.numpy())
     scaled, _ = spec.scale_rewards(spec.initial_reward_scaler(3), np.array(rewards),
-                                   np.array(terminated), np.array(truncated), gamma=0.9)
+                                   np.array(terminated), np.array(truncated), gamma=0.9,
+                                   clip=2.0)
     np.testing.assert_allclose(rollout.rewards.numpy(), scaled, rtol=1e-6)
     restored = raw_rewards(session, rollout)
     np.testing.assert_array_equal(restored.rewards.numpy(), np.array(rewards))
@@ -139,6 +142,11 @@ def test_a_checkpoint_without_its_statistics_is_refused(tmp_path: Path) -> None:
                                                "count": 1.0}, "rewards": None}
     save_checkpoint(tmp_path / "bad.pt", saved)
     with pytest.raises(CheckpointError, match=r"mean must be a tensor of shape \[4\]"):
+        load_checkpoint(tmp_path / "bad.pt")
+    saved["config"] = {**saved["config"], "normalize_observations": False,
+                       "normalize_rewards": False}
+    save_checkpoint(tmp_path / "bad.pt", saved)
+    with pytest.raises(CheckpointError, match="must be None when the config normalises nothing"):
         load_checkpoint(tmp_path / "bad.pt")
     off = dataclasses.replace(TINY, normalize_observations=False)
     with pytest.raises(CheckpointError, match="cannot resume with normalize_observations=False"):

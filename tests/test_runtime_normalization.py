@@ -81,6 +81,20 @@ def test_the_frozen_module_is_the_normalisers_map_and_scripts() -> None:
         module(torch.zeros(2, 4))
 
 
+def test_a_frozen_reward_scaler_keeps_its_moments_and_still_tracks_the_returns() -> None:
+    scaler = RewardScaler(2, gamma=0.5)
+    scaler(torch.tensor([1.0, 2.0]), torch.tensor([False, False]), torch.tensor([False, True]))
+    scaler.frozen = True
+    before = scaler.moments.state_dict()
+    scaled = scaler(torch.tensor([4.0, 4.0]), torch.tensor([False, False]),
+                    torch.tensor([False, False]))
+    after = scaler.moments.state_dict()
+    assert after["count"] == before["count"] and torch.equal(after["var"], before["var"])
+    assert scaler.returns.tolist() == [4.5, 4.0]
+    assert torch.equal(scaled, (torch.tensor([4.0, 4.0], dtype=torch.float64)
+                                / torch.sqrt(before["var"] + 1e-8)).clamp(-10, 10).float())
+
+
 # Real bugs, each a subclass that changes one thing.
 
 
