@@ -10,7 +10,8 @@ What the properties assume of their inputs: streams of 1 to `MAX_BATCHES` batche
 with any pattern of `terminated` and `truncated` flags, a discount in `[0, 1]`, clip values
 from `CLIPS` and epsilons from `EPSILONS` (large ones too, so that where `epsilon` enters the
 formula shows). What they accept: any order of the sums within a batch (float64 results
-within `MOMENTS_RTOL`, float32 outputs within `FLOAT32_RTOL` of the size of their terms).
+within `MOMENTS_RTOL`, float32 outputs within `FLOAT32_RTOL` of the size of their terms, plus
+`FLOAT32_FLOOR` where a result is below float32's normal range).
 """
 
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from checked_rl.spec import normalization as spec
 __all__ = [
     "CLIPS",
     "EPSILONS",
+    "FLOAT32_FLOOR",
     "MAX_BATCHES",
     "MAX_ENVS",
     "MAX_ROWS",
@@ -100,9 +102,15 @@ def reward_streams(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+FLOAT32_FLOOR = float(np.finfo(np.float32).tiny) / FLOAT32_RTOL
+"""Added to the scale of float32 comparisons: a result below float32's smallest normal number
+has fewer digits (or underflows to 0)."""
+
+
 def _z_scale(x: np.ndarray, moments: spec.Moments, epsilon: float) -> np.ndarray:
-    """The size of the terms of `(x - mean) / sqrt(var + eps)` and of their rounding."""
-    return (np.abs(x) + np.abs(moments.mean)) / np.sqrt(moments.var + epsilon)
+    """The size of the terms of `(x - mean) / sqrt(var + eps)` and of their rounding, plus
+    `FLOAT32_FLOOR`."""
+    return (np.abs(x) + np.abs(moments.mean)) / np.sqrt(moments.var + epsilon) + FLOAT32_FLOOR
 
 
 def running_moments_match_spec(
@@ -190,7 +198,7 @@ def reward_scaler_matches_spec(
             spec.initial_reward_scaler(rewards.shape[1]), rewards, stream["terminated"],
             stream["truncated"], stream["gamma"], stream["clip"], stream["epsilon"],
         )
-        assert_close(got, want, scale=0.0, rtol=FLOAT32_RTOL, what="scaled rewards")
+        assert_close(got, want, scale=FLOAT32_FLOOR, rtol=FLOAT32_RTOL, what="scaled rewards")
 
     return check
 
