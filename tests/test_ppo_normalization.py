@@ -83,6 +83,12 @@ def test_the_learner_sees_what_the_spec_computes_from_the_raw_stream() -> None:
     restored = raw_rewards(session, rollout)
     np.testing.assert_array_equal(restored.rewards.numpy(), np.array(rewards))
     assert raw_rewards(session, rollout) is rollout  # taken once
+    # a transition's observation is the one observed before the step, its successor the next
+    before = session.observe()
+    step = session.step_checked(torch.zeros(3, dtype=torch.int64))
+    assert torch.equal(step.observation, before)
+    done = step.terminated | step.truncated
+    assert torch.equal(step.next_observation[~done], session.observe()[~done])
 
 
 def _episode_returns(config: PPOConfig, run_dir: Path) -> list[str]:
