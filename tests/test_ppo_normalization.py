@@ -116,11 +116,11 @@ def test_evaluation_uses_the_frozen_training_statistics() -> None:
     after = training.observations.state_dict()
     assert torch.equal(before["mean"], after["mean"]) and before["count"] == after["count"]
     assert float(step.reward.sum()) == 3.0  # CartPole's raw reward, unscaled
+    assert bool((step.next_observation == evaluation.observe()).all() or step.terminated.any())
     training.step_checked(torch.zeros(2, dtype=torch.int64))
     assert bool((training.rewards.returns != 0).all())
     training.reset(seed=1)  # new episodes: every discounted return restarts
     assert training.rewards.returns.tolist() == [0.0, 0.0]
-    assert bool((step.next_observation == evaluation.observe()).all() or step.terminated.any())
 
 
 @pytest.mark.parametrize("kind", ["torch", "spec"])
