@@ -64,6 +64,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """Handler of `checked-rl eval`."""
     from checked_rl.runtime.ppo.config import SEED_BOUND
     from checked_rl.runtime.ppo.evaluate import evaluate_episodes
+    from checked_rl.runtime.ppo.normalizing import normalized_policy
 
     if args.episodes < 1:
         raise CLIError(f"--episodes must be a positive integer, got {args.episodes}")
@@ -92,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
             f"checkpoint {args.checkpoint}: its network takes observations of shape "
             f"{network[0]} and {network[1]}, {policy.env_id} has {spaces[0]} and {spaces[1]}"
         )
-    model = policy.model.to(device)
+    model = normalized_policy(policy.model, policy.saved).to(device)  # the saved statistics
     try:
         with open_session("evaluate on", kind, policy.env_id, num_envs=args.episodes,
                           device=device) as session:
@@ -134,13 +135,15 @@ def _actions(n_actions: int | None, box: Any) -> str:
 
 def _record(policy: Any, path: Path, seed: int, max_steps: int) -> dict[str, Any]:
     """Record the episode from `seed` (`runtime.ppo.record`), or a one-line error."""
+    from checked_rl.runtime.ppo.normalizing import normalized_policy
     from checked_rl.runtime.ppo.record import RecordError, record_episode
     from checked_rl.runtime.ppo.rundir import check_file_path, check_writable
 
     try:
         check_file_path("--record", str(path))
         check_writable(path.parent, "the directory of --record")
-        total, length = record_episode(policy.model.cpu(), policy.env_id, path, seed=seed,
+        model = normalized_policy(policy.model, policy.saved).cpu()
+        total, length = record_episode(model, policy.env_id, path, seed=seed,
                                        max_episode_steps=max_steps)
     except (RecordError, ValueError, OSError) as error:
         raise CLIError(str(error)) from None

@@ -12,7 +12,9 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
 - `rng`: the state of the run's torch generator (a uint8 tensor);
 - `session`: the training session's `state_dict()` (its tensors on CPU), or None for a kind
   that cannot capture its environments (`StateNotCapturedError`: the Gymnasium kinds);
-- `log`: the training log so far.
+- `log`: the training log so far;
+- `normalization` (optional; absent in older files): the running statistics of
+  `runtime.ppo.normalizing` when the config normalises observations or rewards, else None.
 
 Files are written atomically (temporary file + `os.replace`); a successful save removes the
 temporary files that interrupted saves of the same path left behind. Loading validates the
@@ -32,6 +34,7 @@ import torch
 
 from checked_rl.runtime.ppo.config import PPOConfig
 from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.normalizing import validate_normalization
 from checked_rl.runtime.ppo.trainlog import TrainLog, atomic_write_bytes
 
 __all__ = [
@@ -148,3 +151,4 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
     if not (checkpoint["session"] is None or isinstance(checkpoint["session"], dict)):
         raise TypeError("session must be a state dict or None")
     TrainLog.from_dict(checkpoint["log"])
+    validate_normalization(checkpoint.get("normalization"), config, tuple(shape), config.num_envs)

@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from checked_rl.runtime.normalization import FrozenObservationNormalizer
 from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.normalizing import NormalizedActor
 
 __all__ = ["GreedyActor", "export_onnx", "export_torchscript", "onnx_available"]
 
@@ -60,9 +62,15 @@ class GreedyActor(nn.Module):
         return actions.squeeze(0) if single else actions
 
 
-def export_torchscript(model: ActorCritic, path: Path) -> None:
-    """Write the greedy actor of `model` to `path` as TorchScript."""
-    scripted = torch.jit.script(GreedyActor(model).eval())
+def export_torchscript(
+    model: ActorCritic, path: Path, normalizer: FrozenObservationNormalizer | None = None
+) -> None:
+    """Write the greedy actor of `model` to `path` as TorchScript (behind `normalizer`, the
+    checkpoint's observation normalisation, when given)."""
+    actor: nn.Module = GreedyActor(model)
+    if normalizer is not None:
+        actor = NormalizedActor(actor, normalizer)
+    scripted = torch.jit.script(actor.eval())
     torch.jit.save(scripted, str(path))
 
 
@@ -71,9 +79,15 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript"))
 
 
-def export_onnx(model: ActorCritic, path: Path) -> None:
-    """Write the greedy actor of `model` to `path` as ONNX, with a dynamic batch size."""
-    actor = GreedyActor(model).eval()
+def export_onnx(
+    model: ActorCritic, path: Path, normalizer: FrozenObservationNormalizer | None = None
+) -> None:
+    """Write the greedy actor of `model` to `path` as ONNX, with a dynamic batch size (behind
+    `normalizer` when given)."""
+    actor: nn.Module = GreedyActor(model)
+    if normalizer is not None:
+        actor = NormalizedActor(actor, normalizer)
+    actor = actor.eval()
     example = torch.zeros(2, *model.observation_shape)
     logger = logging.getLogger("torch.onnx")
     level = logger.level

@@ -18,6 +18,7 @@ from checked_rl.runtime.ppo.collect import collect
 from checked_rl.runtime.ppo.config import PPOConfig
 from checked_rl.runtime.ppo.loss import ppo_loss_from_log_probs
 from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.normalizing import normalization_state, raw_rewards
 from checked_rl.runtime.ppo.rollout import Rollout, TrainingBatch, to_training_batch
 from checked_rl.runtime.ppo.trainlog import TrainLog
 from checked_rl.runtime.sessions import CheckedSession, StateNotCapturedError
@@ -106,6 +107,7 @@ class RunState:
             "rng": self.generator.get_state().clone(),
             "session": copy_tree(session_state(self.session), copy=False),
             "log": self.log.to_dict(),
+            "normalization": normalization_state(self.session),
         }
 
 
@@ -118,7 +120,7 @@ def update(run: RunState) -> dict[str, float]:
             group["lr"] = config.learning_rate * (1.0 - run.update / config.updates)
     learning_rate = float(run.optimizer.param_groups[0]["lr"])
     rollout = collect(run.session, run.model, config.horizon, generator=run.generator)
-    ended_returns, ended_lengths = run.episodes.observe(rollout)
+    ended_returns, ended_lengths = run.episodes.observe(raw_rewards(run.session, rollout))
     batch = to_training_batch(
         rollout, gamma=config.gamma, lam=config.lam, normalize=config.normalize_advantages
     )
