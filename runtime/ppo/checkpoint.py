@@ -151,4 +151,5 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
     if not (checkpoint["session"] is None or isinstance(checkpoint["session"], dict)):
         raise TypeError("session must be a state dict or None")
     TrainLog.from_dict(checkpoint["log"])
-    validate_normalization(checkpoint.get("normalization"), config, tuple(shape), config.num_envs)
+    shape = tuple(network["observation_shape"])  # checked by ActorCritic.from_description
+    validate_normalization(checkpoint.get("normalization"), config, shape, config.num_envs)
