@@ -9,37 +9,27 @@ a[n]  = delta + (terminated or truncated ? 0 : (gamma * lam) * a[n])
 ```
 
 with the same float operations in the same order as the spec (no fused multiply-adds, no
-reassociation: the source is compiled with `-ffp-contract=off` and without fast-math), so its
-results equal the spec's bit for bit in float64 and in float32 (where, as in NumPy, `gamma` and
-`gamma * lam` are rounded to float32 first). It reads every input once and writes the result
-once, in one thread: no parallel region, so nothing waits on a busy core.
+reassociation: `runtime.compiled.COMPILE_FLAGS`), so in float64 its results equal the spec's bit
+for bit. In float32 every operation rounds to float32 (`gamma` and `gamma * lam` too), where the
+spec computes in float64: they agree within the float32 tolerance of `properties.returns`. It
+reads every input once and writes the result once, in one thread: no parallel region, so
+nothing waits on a busy core.
 
-The C source below is compiled on first use with the system's C compiler (`cc`, or the one in
-`$CC`) into a shared library cached on disk, in `$CHECKED_RL_KERNEL_CACHE`, else
-`$XDG_CACHE_HOME/checked-rl/kernels`, else `~/.cache/checked-rl/kernels`, under a name made of a
-hash of the source and the compile command; later processes only load it. When no compiler is
-found or the build fails, `library()` returns None, `unavailable_reason()` says why, and
-`runtime.returns.gae` uses its torch scan (`runtime.returns.scanned_gae`) instead.
-`CHECKED_RL_COMPILED_LOOPS=0` switches the compiled loop off.
+The C source below is compiled on first use and cached on disk by `runtime.compiled`. When no
+compiler is found or the build fails (or `CHECKED_RL_COMPILED_LOOPS=0`), `library()` returns
+None, `unavailable_reason()` says why, and `runtime.returns.gae` uses its torch scan
+(`runtime.returns.scanned_gae`) instead.
 """
 
 import ctypes
-import hashlib
-import os
-import shlex
-import shutil
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from checked_rl.runtime import compiled
+
 __all__ = [
-    "COMPILE_FLAGS",
     "SOURCE",
-    "cache_dir",
     "gae_",
     "library",
     "supports",
@@ -90,95 +80,30 @@ GAE_LOOP(gae_float64, double, uint64_t)
 """
 """The C source of the loop, one function per float dtype."""
 
-COMPILE_FLAGS = ("-O3", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math")
-"""Optimised, position-independent, and no contraction of `a * b + c` into a fused multiply-add
-(which would round otherwise than the spec)."""
-
 _FUNCTIONS = {torch.float32: "gae_float32", torch.float64: "gae_float64"}
 
-_lock = threading.Lock()
-_loaded: dict[str, object] = {}
-"""The loaded library under "library", or why there is none under "reason" (once tried)."""
 
-
-def cache_dir() -> Path:
-    """The folder of compiled libraries (see the module docstring for the variables read)."""
-    explicit = os.environ.get("CHECKED_RL_KERNEL_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "checked-rl" / "kernels"
-
-
-def _compiler() -> list[str] | None:
-    """The C compiler command: `$CC` if set, else `cc`, `gcc` or `clang` on the PATH."""
-    if os.environ.get("CC"):
-        return shlex.split(os.environ["CC"])
-    for name in ("cc", "gcc", "clang"):
-        path = shutil.which(name)
-        if path:
-            return [path]
-    return None
-
-
-def _build(compiler: list[str]) -> Path:
-    """Compile `SOURCE` into the cache (once per source and command) and return the library."""
-    command = [*compiler, *COMPILE_FLAGS]
-    key = hashlib.sha256("\0".join([SOURCE, *command]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"gae_loop_{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as folder:
-        source = Path(folder) / "gae_loop.c"
-        source.write_text(SOURCE)
-        built = Path(folder) / target.name
-        result = subprocess.run(
-            [*command, "-o", str(built), str(source)], capture_output=True, text=True, timeout=120
-        )
-        if result.returncode != 0:
-            raise OSError(f"{command[0]} exited with {result.returncode}: {result.stderr[-500:]}")
-        # Atomic: a process compiling the same library at the same time replaces it whole.
-        os.replace(built, target)
-    return target
-
-
-def _load() -> None:
-    """Build or find the library and load it, or record why not (callers hold `_lock`)."""
-    if os.environ.get("CHECKED_RL_COMPILED_LOOPS", "1") == "0":
-        _loaded["reason"] = "switched off by CHECKED_RL_COMPILED_LOOPS=0"
-        return
-    compiler = _compiler()
-    if compiler is None:
-        _loaded["reason"] = "no C compiler found (set CC, or install cc, gcc or clang)"
-        return
-    try:
-        lib = ctypes.CDLL(str(_build(compiler)))
-    except (OSError, subprocess.SubprocessError) as error:
-        _loaded["reason"] = f"the C loop could not be built or loaded: {error}"
-        return
+def _declare(library: ctypes.CDLL) -> None:
     for name in _FUNCTIONS.values():
-        function = getattr(lib, name)
+        function = getattr(library, name)
         function.restype = None
         function.argtypes = [
             ctypes.c_int64, ctypes.c_int64, *[ctypes.c_void_p] * 5,
             ctypes.c_double, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p,
         ]
-    _loaded["library"] = lib
+
+
+_LIBRARY = compiled.Library("gae_loop", SOURCE, _declare)
 
 
 def library() -> ctypes.CDLL | None:
     """The compiled library, built or loaded on the first call; None where it is unavailable."""
-    if not _loaded:
-        with _lock:
-            if not _loaded:
-                _load()
-    return _loaded.get("library")  # type: ignore[return-value]
+    return _LIBRARY.get()
 
 
 def unavailable_reason() -> str | None:
     """Why the compiled loop is not used (None when it is, or has not been tried yet)."""
-    return _loaded.get("reason")  # type: ignore[return-value]
+    return _LIBRARY.reason()
 
 
 def supports(rewards: Tensor) -> bool:

@@ -13,7 +13,7 @@ from hypothesis import given
 
 from checked_rl.properties.returns import gae_matches_spec, lambda_returns_match_spec
 from checked_rl.properties.strategies.rollouts import RolloutArrays, discounts, rollouts
-from checked_rl.runtime import gae_loop, returns
+from checked_rl.runtime import compiled, gae_loop, returns
 from checked_rl.spec import returns as spec_returns
 
 needs_loop = pytest.mark.skipif(
@@ -133,7 +133,7 @@ def test_scanned_gae_rejects_bad_arguments_by_its_own_name() -> None:
 
 PROBE = """
 import json, torch
-from checked_rl.runtime import gae_loop, returns
+from checked_rl.runtime import compiled, gae_loop, returns
 ones = torch.ones(3, 2, dtype=torch.float64)
 flags = torch.zeros(3, 2, dtype=torch.bool)
 a = returns.gae(rewards=ones, values=ones, next_values=ones, terminated=flags, truncated=flags,
@@ -167,7 +167,7 @@ def test_switched_off_loop_falls_back_to_the_torch_scan(tmp_path: Path) -> None:
 def test_a_failing_compiler_falls_back_to_the_torch_scan(tmp_path: Path) -> None:
     answer = probe(tmp_path, CC="false")
     assert not answer["loaded"] and answer["first"] == FIRST
-    assert "could not be built" in answer["reason"]
+    assert "gae_loop could not be built" in answer["reason"]
 
 
 def test_no_compiler_falls_back_to_the_torch_scan(tmp_path: Path) -> None:
@@ -184,4 +184,4 @@ def test_the_library_is_built_once_then_loaded_from_the_cache(tmp_path: Path) ->
     assert probe(tmp_path) == {"loaded": True, "reason": None, "first": FIRST}
     assert library.stat().st_mtime_ns == built
     assert list(tmp_path.iterdir()) == [library]
-    assert gae_loop.cache_dir() != tmp_path
+    assert compiled.cache_dir() != tmp_path
