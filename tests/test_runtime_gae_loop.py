@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import given
 from checked_rl.properties.returns import gae_matches_spec, lambda_returns_match_spec
 from checked_rl.properties.strategies.rollouts import RolloutArrays, discounts, rollouts
 from checked_rl.runtime import compiled, gae_loop, returns
+from checked_rl.runtime.contract import screen
 from checked_rl.spec import returns as spec_returns
 
 needs_loop = pytest.mark.skipif(
@@ -134,6 +136,7 @@ def test_scanned_gae_rejects_bad_arguments_by_its_own_name() -> None:
 PROBE = """
 import json, torch
 from checked_rl.runtime import compiled, gae_loop, returns
+from checked_rl.runtime.contract import screen
 ones = torch.ones(3, 2, dtype=torch.float64)
 flags = torch.zeros(3, 2, dtype=torch.bool)
 a = returns.gae(rewards=ones, values=ones, next_values=ones, terminated=flags, truncated=flags,
@@ -185,3 +188,10 @@ def test_the_library_is_built_once_then_loaded_from_the_cache(tmp_path: Path) ->
     assert library.stat().st_mtime_ns == built
     assert list(tmp_path.iterdir()) == [library]
     assert compiled.cache_dir() != tmp_path
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no cc on the PATH")
+def test_with_a_compiler_the_compiled_loops_are_used() -> None:
+    # Otherwise every test marked needs_loop would be skipped, and the fast paths untested.
+    assert gae_loop.library() is not None, gae_loop.unavailable_reason()
+    assert screen.library() is not None
