@@ -100,7 +100,7 @@ def first_use_seconds(cache: str | None) -> str:
         [sys.executable, "-c", FIRST_USE], env=env, capture_output=True, text=True, check=True
     )
     seconds, reason = result.stdout.split(maxsplit=1)
-    return f"{float(seconds):.3f} s" if reason.strip() == "None" else reason.strip()
+    return f"{float(seconds) * 1e3:.1f} ms" if reason.strip() == "None" else reason.strip()
 
 
 def describe_path() -> str:

@@ -28,7 +28,7 @@ from checked_rl.runtime.contract.extremes import contract_limits
 from checked_rl.runtime.contract.records import TORCH_TO_NUMPY, Transition
 from checked_rl.spec import contract as spec_contract
 
-__all__ = ["SOURCE", "inward", "library", "passes"]
+__all__ = ["SOURCE", "inward", "library", "passes", "unavailable_reason"]
 
 SOURCE = r"""
 #include <stdint.h>
@@ -136,6 +136,11 @@ _LIBRARY = compiled.Library("contract_screen", SOURCE, _declare)
 def library() -> ctypes.CDLL | None:
     """The compiled screen, built or loaded on the first call; None where it is unavailable."""
     return _LIBRARY.get()
+
+
+def unavailable_reason() -> str | None:
+    """Why the screen is not used (None when it is, or has not been tried yet)."""
+    return _LIBRARY.reason()
 
 
 def inward(low: np.ndarray, high: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
