@@ -106,9 +106,15 @@ def unavailable_reason() -> str | None:
     return _LIBRARY.reason()
 
 
-def supports(rewards: Tensor) -> bool:
-    """Whether the compiled loop can take a call whose float arguments are like `rewards`."""
-    return rewards.device.type == "cpu" and rewards.dtype in _FUNCTIONS
+def supports(rewards: Tensor, *others: Tensor) -> bool:
+    """Whether the compiled loop can take a call whose float arguments are like `rewards`:
+    on the CPU, float32 or float64, and none of them requiring a gradient (the loop does not
+    record one; the torch path refuses such arguments with torch's own error)."""
+    return (
+        rewards.device.type == "cpu"
+        and rewards.dtype in _FUNCTIONS
+        and not any(t.requires_grad for t in (rewards, *others))
+    )
 
 
 def gae_(

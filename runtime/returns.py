@@ -235,7 +235,7 @@ def gae(
         truncated=truncated,
     )
     gamma, lam = _check_gae_arguments("gae", tensors, gamma, lam)
-    if gae_loop.supports(rewards) and gae_loop.library() is not None:
+    if gae_loop.supports(rewards, values, next_values) and gae_loop.library() is not None:
         contiguous = (t.contiguous() for t in tensors.values())
         return gae_loop.gae_(scans.empty_like_result(rewards), *contiguous, gamma, lam)
     return _scanned_gae(rewards, values, next_values, terminated, truncated, gamma, lam)

@@ -116,6 +116,15 @@ def test_compiled_loop_takes_strided_arguments() -> None:
     np.testing.assert_array_equal(got.numpy(), spec_gae(halved, 0.95, 0.9))
 
 
+def test_arguments_that_require_a_gradient_are_refused_as_by_the_torch_path() -> None:
+    tensors = {k: torch.from_numpy(a) for k, a in random_arrays(4, 2, seed=5).items()}
+    tensors["values"].requires_grad_(True)
+    with pytest.raises(RuntimeError, match="automatic differentiation"):
+        returns.gae(**tensors, gamma=0.9, lam=0.5)
+    with pytest.raises(RuntimeError, match="automatic differentiation"):
+        returns.scanned_gae(**tensors, gamma=0.9, lam=0.5)
+
+
 def test_empty_rollouts() -> None:
     for shape in ((0, 3), (4, 0)):
         tensors = {k: torch.zeros(shape, dtype=torch.bool if k in FIELDS[3:] else torch.float64)
