@@ -123,6 +123,14 @@ def test_the_screen_hands_over_both_flags_set(position: str) -> None:
 
 
 @needs_screen
+def test_the_screen_passes_flags_set_in_different_environments() -> None:
+    fields = cartpole_batch()
+    fields["terminated"][0] = True
+    fields["truncated"][N - 1] = True
+    assert screen.passes(cartpole_contract(exclusive_flags=True), Transition(**fields))
+
+
+@needs_screen
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -177,6 +185,8 @@ def test_limits_are_rounded_inward_exactly() -> None:
     assert (low[0], high[0]) == (0.0, 1.0)
     low, high = screen.inward(np.array([-0.5]), np.array([1.5]), 3)
     assert (low[0], high[0]) == (0, 1) and low.dtype == np.int64
+    low, high = screen.inward(np.array([-np.inf]), np.array([np.inf]), 3)
+    assert (low[0], high[0]) == (-(2**62), 2**62)
 
 
 @needs_screen
