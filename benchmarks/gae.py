@@ -15,14 +15,21 @@ once, then every implementation is timed `REPEATS` times, interleaved; the scrip
 medians, the ratios (peer time / runtime time: above 1, the runtime is faster) and the
 memory-bandwidth floor: the bytes GAE must read and write (three float inputs, two bool flags,
 one float result per entry) over the copy bandwidth measured here (`np.copyto` of
-`BANDWIDTH_BYTES`, read plus written). Torch keeps its own thread settings (`--threads` changes
-them); `--load` runs everything with one busy process per core.
+`BANDWIDTH_BYTES`, read plus written). It also prints which path `gae` takes (the compiled
+loop of `runtime.gae_loop`, or the torch scan) and what the compiled loop's first use costs in
+a fresh process, with an empty cache (compiling it) and with the user's cache. Torch keeps its
+own thread settings (`--threads` changes them); `--load` runs everything with one busy process
+per core.
 
 Run: `python benchmarks/gae.py [--load] [--threads K]`.
 """
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 from conditions import add_load_option, condition, load_line, optional_module
 
+from checked_rl.runtime import gae_loop
 from checked_rl.runtime.returns import gae
 
 SHAPES = [(128, 8), (128, 1024), (2048, 64), (1024, 4096)]
@@ -72,6 +80,37 @@ def numpy_reverse_loop(
         running = delta + gamma * lam * keep_trace[t] * running
         advantages[t] = running
     return advantages
+
+
+FIRST_USE = """
+import time
+from checked_rl.runtime import gae_loop
+start = time.perf_counter()
+gae_loop.library()
+print(time.perf_counter() - start, gae_loop.unavailable_reason())
+"""
+"""Times the first use of the compiled loop in a fresh process (its build or its loading)."""
+
+
+def first_use_seconds(cache: str | None) -> str:
+    """Seconds the compiled loop's first use takes in a fresh process, with the kernel cache in
+    `cache` (None: the user's cache, where it is usually built already), or why it failed."""
+    env = dict(os.environ) if cache is None else os.environ | {"CHECKED_RL_KERNEL_CACHE": cache}
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_USE], env=env, capture_output=True, text=True, check=True
+    )
+    seconds, reason = result.stdout.split(maxsplit=1)
+    return f"{float(seconds) * 1e3:.1f} ms" if reason.strip() == "None" else reason.strip()
+
+
+def describe_path() -> str:
+    """Which GAE `runtime.returns.gae` runs here, and what its first use costs."""
+    if gae_loop.library() is None:
+        return f"torch scan (compiled loop unavailable: {gae_loop.unavailable_reason()})"
+    with tempfile.TemporaryDirectory() as empty:
+        cold = first_use_seconds(empty)
+    return (f"compiled loop; first use in a fresh process: {cold} with an empty cache "
+            f"(compiling), {first_use_seconds(None)} with the library cached")
 
 
 def copy_bandwidth() -> float:
@@ -136,6 +175,7 @@ def main() -> None:
         bandwidth = copy_bandwidth()
         print(f"GAE, float32, CPU, {name}; torch threads = {torch.get_num_threads()}, "
               f"median of {REPEATS}; copy bandwidth {bandwidth / 1e9:.2f} GB/s")
+        print(f"runtime: {describe_path()}", flush=True)
         header = f"{'T':>5} {'N':>5} {'floor ms':>9} {'runtime ms':>10} {'x floor':>7}"
         header += f" {'numpy ms':>9} {'speed-up':>8}"
         if functional is not None:

@@ -7,7 +7,8 @@ that resets each one when it finishes, and Gymnasium's own `SyncVectorEnv`, both
 - the spec session (NumPy reference) at `GYM_ENVS` environments;
 - the torch session at `TORCH_ENVS` environments, with its contract check and without it
   (`step_checked` with the check made a no-op), and the check alone on a fixed transition; its
-  CartPole has the default settings (a compiled step at this size, compiled before timing);
+  CartPole has the default settings (a compiled step at this size, compiled before timing),
+  and the script says which path the CPU check takes (the compiled screen or NumPy);
 - the in-process Gymnasium session at `GYM_ENVS` environments;
 - the bridge (`gymnasium-subprocess`) with 1, 2 and 4 servers sharing `GYM_ENVS` environments.
 
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from conditions import add_load_option, condition, load_line
 
-from checked_rl.runtime.contract import check_transition
+from checked_rl.runtime.contract import check_transition, screen
 from checked_rl.runtime.sessions import CheckedSession, make_session
 from checked_rl.runtime.sessions import base as sessions_base
 
@@ -199,6 +200,11 @@ def main() -> None:
         f"step timed alone, {1 - checked / unchecked:.1%} as checked minus unchecked "
         "(target < 10%)"
     )
+    if args.device == "cpu":
+        path = "one compiled pass (runtime.contract.screen)" if screen.library() else (
+            f"NumPy extremes (compiled screen unavailable: {screen.unavailable_reason()})"
+        )
+        print(f"contract check on the CPU: {path}")
     in_process = results["gymnasium session"]
     for servers in SERVERS:
         ratio = results[f"bridge, {servers} server(s)"] / in_process

@@ -5,6 +5,8 @@ The batched twins of `spec.returns` (see there for the definitions and their sou
 float64 (all float arguments of one call share a dtype), any device; the flags `terminated` and
 `truncated` are bool tensors. The arguments are checked once, here at the boundary.
 
+`gae` (and so `lambda_returns`) runs on the CPU as one compiled C loop (`runtime.gae_loop`)
+where a C compiler is available; the torch path below, `scanned_gae`, runs everywhere else.
 Time is processed in chunks, last chunk first: each chunk computes its TD residuals and keep
 factors and runs its scan (`runtime.scans`) while its rows are still in the CPU cache, starting
 from the first row of the chunk after it. On the CPU a terminated step's next value is zeroed
@@ -17,7 +19,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from checked_rl.runtime import scans
+from checked_rl.runtime import gae_loop, scans
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec.returns import NORMALIZE_EPS, check_discount
 
@@ -31,6 +33,7 @@ __all__ = [
     "gae",
     "lambda_returns",
     "normalize_advantages",
+    "scanned_gae",
     "td_residuals",
 ]
 
@@ -133,33 +136,24 @@ def td_residuals(
     )
 
 
-@typechecked
-def gae(
-    *,
-    rewards: Rewards,
-    values: Values,
-    next_values: Values,
-    terminated: Flags,
-    truncated: Flags,
+def _check_gae_arguments(
+    where: str, tensors: dict[str, Tensor], gamma: float, lam: float
+) -> tuple[float, float]:
+    """Check GAE's tensors and discounts; return the discounts as floats."""
+    _check_layout(where, tensors)
+    return check_discount(f"{where}: gamma", gamma), check_discount(f"{where}: lam", lam)
+
+
+def _scanned_gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
     gamma: float,
     lam: float,
-) -> Advantages:
-    """Generalized advantage estimates, `A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}`.
-
-    Batched twin of `spec.returns.gae` (Schulman et al. 2015, eq. 16): the sum stops where
-    `terminated | truncated`, a truncated step bootstraps from `next_values` and a terminated
-    one does not. Computed in time chunks by the scans of `runtime.scans`.
-    """
-    tensors = dict(
-        rewards=rewards,
-        values=values,
-        next_values=next_values,
-        terminated=terminated,
-        truncated=truncated,
-    )
-    _check_layout("gae", tensors)
-    gamma = check_discount("gae: gamma", gamma)
-    lam = check_discount("gae: lam", lam)
+) -> Tensor:
+    """GAE by the torch scans of `runtime.scans`, in time chunks, on checked arguments."""
     advantages = scans.empty_like_result(rewards)
     n_steps, num_envs = rewards.shape
     chunk = max(1, min(n_steps, scans.chunk_steps(num_envs)))
@@ -182,6 +176,69 @@ def gae(
         scans.discounted_scan_(x, keep, gamma * lam, after, scratch)
         after = x[0]
     return advantages
+
+
+@typechecked
+def scanned_gae(
+    *,
+    rewards: Rewards,
+    values: Values,
+    next_values: Values,
+    terminated: Flags,
+    truncated: Flags,
+    gamma: float,
+    lam: float,
+) -> Advantages:
+    """GAE by torch tensor operations, on any device: the plain path of `gae`.
+
+    Time is cut into cache-sized chunks, last chunk first; each chunk's TD residuals and keep
+    factors are computed in pieces under torch's grain size and scanned by
+    `scans.discounted_scan_` (blocked for narrow batches, row by row for wide ones), so the
+    float operations of the recurrence are grouped otherwise than the spec's: it agrees with
+    the spec to rounding (`properties.returns` tolerances), not bit for bit.
+    """
+    tensors = dict(
+        rewards=rewards,
+        values=values,
+        next_values=next_values,
+        terminated=terminated,
+        truncated=truncated,
+    )
+    gamma, lam = _check_gae_arguments("scanned_gae", tensors, gamma, lam)
+    return _scanned_gae(rewards, values, next_values, terminated, truncated, gamma, lam)
+
+
+@typechecked
+def gae(
+    *,
+    rewards: Rewards,
+    values: Values,
+    next_values: Values,
+    terminated: Flags,
+    truncated: Flags,
+    gamma: float,
+    lam: float,
+) -> Advantages:
+    """Generalized advantage estimates, `A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}`.
+
+    Batched twin of `spec.returns.gae` (Schulman et al. 2015, eq. 16): the sum stops where
+    `terminated | truncated`, a truncated step bootstraps from `next_values` and a terminated
+    one does not. On the CPU it runs the compiled loop of `runtime.gae_loop` (the spec's
+    operations in the spec's order, one pass, one thread) where a C compiler is available;
+    elsewhere, or without one, the torch scans of `scanned_gae`.
+    """
+    tensors = dict(
+        rewards=rewards,
+        values=values,
+        next_values=next_values,
+        terminated=terminated,
+        truncated=truncated,
+    )
+    gamma, lam = _check_gae_arguments("gae", tensors, gamma, lam)
+    if gae_loop.supports(rewards, values, next_values) and gae_loop.library() is not None:
+        contiguous = (t.contiguous() for t in tensors.values())
+        return gae_loop.gae_(scans.empty_like_result(rewards), *contiguous, gamma, lam)
+    return _scanned_gae(rewards, values, next_values, terminated, truncated, gamma, lam)
 
 
 @typechecked

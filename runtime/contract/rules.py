@@ -1,11 +1,13 @@
 """The contract on whole batches in torch: `Contract`, `check_transition`, `check_observation`.
 
 `Contract` is `spec.contract.Contract` with constructors from Gymnasium spaces and
-environments. `check_transition` checks a whole batch against a contract with a handful of
-reductions and one host synchronisation (the fast check, in `runtime.contract.extremes`); only
-when that fast check fails does it compute the detailed report, by running the reference
-predicate `spec.contract.violations` on a host copy, and raise `ContractViolation` with its
-FIRST violation (in the reference's order: shapes and dtypes, then environment by environment).
+environments. `check_transition` checks a whole batch against a contract: on the CPU first by
+one compiled pass (`runtime.contract.screen`), which can only prove a batch valid; where it
+cannot, with a handful of reductions and one host synchronisation (the fast check, in
+`runtime.contract.extremes`); only when that fast check fails too does it compute the detailed
+report, by running the reference predicate `spec.contract.violations` on a host copy, and
+raise `ContractViolation` with its FIRST violation (in the reference's order: shapes and
+dtypes, then environment by environment).
 """
 
 import dataclasses
@@ -18,7 +20,7 @@ import torch
 from jaxtyping import Shaped
 from torch import Tensor
 
-from checked_rl.runtime.contract import report
+from checked_rl.runtime.contract import report, screen
 from checked_rl.runtime.contract.actions import action_structure_matches
 from checked_rl.runtime.contract.extremes import contract_limits, values_valid
 from checked_rl.runtime.contract.records import (
@@ -180,7 +182,7 @@ def check_transition(
     if (
         _structure_matches(contract, transition.observation)
         and action_structure_matches(contract, transition.action)
-        and values_valid(contract, transition)
+        and (screen.passes(contract, transition) or values_valid(contract, transition))
     ):
         return
     _reject(
