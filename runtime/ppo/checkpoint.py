@@ -11,7 +11,9 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
 - `rng`: the state of the run's torch generator (a uint8 tensor);
 - `session`: the training session's `state_dict()` (its tensors on CPU), or None for a kind
   that cannot capture its environments (`StateNotCapturedError`: the Gymnasium kinds);
-- `log`: the training log so far.
+- `log`: the training log so far;
+- `distributed` (only from a run of several ranks, `runtime.ppo.distributed`): the world size
+  and, for ranks 1 and up, their `rng` and `session` (rank 0's are the fields above).
 
 Files are written atomically (temporary file + `os.replace`); a successful save removes the
 temporary files that interrupted saves of the same path left behind. Loading validates the
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 
 from checked_rl.runtime.ppo.config import PPOConfig
+from checked_rl.runtime.ppo.distributed import validate_rank_states
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.trainlog import TrainLog, atomic_write_bytes
 
@@ -154,3 +157,5 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
     if not (checkpoint["session"] is None or isinstance(checkpoint["session"], dict)):
         raise TypeError("session must be a state dict or None")
     TrainLog.from_dict(checkpoint["log"])
+    if "distributed" in checkpoint:
+        validate_rank_states(checkpoint["distributed"])
