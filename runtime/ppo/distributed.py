@@ -18,7 +18,8 @@ all-reduce. What makes the ranks agree:
 - only rank 0 evaluates and writes; its stop decision is broadcast (`agree`);
 - rank 0's checkpoints also hold the generator and environment state of every other rank
   (`gather_rank_states`, under the key `distributed`), so that `--resume` under the same world
-  size continues exactly; `rank_view` gives each rank its own part back.
+  size continues exactly; `rank_view` gives each rank its own part back (and refuses
+  another world size).
 
 Backend: NCCL when the run is on CUDA (each rank on `cuda:<LOCAL_RANK>`, which must exist),
 gloo on CPU. Every collective waits at most `timeout_s` (`CHECKED_RL_DIST_TIMEOUT_S`, default
@@ -45,6 +46,7 @@ from checked_rl.runtime.returns import NORMALIZE_EPS, normalize_advantages
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "GRADIENTS",
     "TIMEOUT_VARIABLE",
     "DataParallel",
     "PeerFailure",
@@ -54,6 +56,7 @@ __all__ = [
     "launched",
     "learner_seed",
     "parameter_fingerprint",
+    "rank_view",
     "validate_rank_states",
 ]
 
@@ -63,6 +66,10 @@ checkpoint writing happen while the others wait, so this bounds them too)."""
 
 TIMEOUT_VARIABLE = "CHECKED_RL_DIST_TIMEOUT_S"
 """Environment variable that overrides `DEFAULT_TIMEOUT_S`."""
+
+
+GRADIENTS = "averaging the gradients"
+"""The key of the gradient all-reduce in `DataParallel.seconds`."""
 
 
 class PeerFailure(RuntimeError):
@@ -146,7 +153,8 @@ class DataParallel:
         world_size: the number of ranks.
         device: where this rank's networks and session live.
         backend: "gloo" or "nccl".
-        communication_seconds: wall time spent in collectives so far (for benchmarks).
+        seconds: wall time spent so far in each kind of collective (waiting for the other
+            ranks included), by what it was for: `GRADIENTS` and the others (for benchmarks).
     """
 
     def __init__(self, rank: int, world_size: int, device: torch.device, backend: str) -> None:
@@ -154,7 +162,7 @@ class DataParallel:
         self.world_size = world_size
         self.device = device
         self.backend = backend
-        self.communication_seconds = 0.0
+        self.seconds: dict[str, float] = {}
 
     @property
     def writes(self) -> bool:
@@ -181,7 +189,7 @@ class DataParallel:
                 f"({type(error).__name__}: {detail})"
             ) from error
         finally:
-            self.communication_seconds += time.perf_counter() - tick
+            self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - tick
 
     def check_config(self, num_envs: int, eval_seed_offset: int) -> None:
         """Refuse a world whose training seeds would reach the evaluation seeds."""
@@ -204,7 +212,7 @@ class DataParallel:
         """
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
         flat = torch.cat([grad.reshape(-1) for grad in grads])
-        with self._collective("averaging the gradients"):
+        with self._collective(GRADIENTS):
             dist.all_reduce(flat)
         flat /= self.world_size
         offset = 0
@@ -270,20 +278,21 @@ class DataParallel:
             return None
         return {"world_size": self.world_size, "ranks": gathered[1:]}
 
-    def rank_view(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """`saved` with this rank's own `rng` and `session` (ValueError when the checkpoint was
-        saved with another world size)."""
-        parallel = saved.get("distributed")
-        saved_world = 1 if parallel is None else parallel["world_size"]
-        if saved_world != self.world_size:
-            raise ValueError(
-                f"the checkpoint was saved by {saved_world} rank(s); resume it with "
-                f"{saved_world}, not {self.world_size}"
-            )
-        if self.rank == 0:
-            return saved
-        own = parallel["ranks"][self.rank - 1]
-        return {**saved, "rng": own["rng"], "session": own["session"]}
+def rank_view(saved: dict[str, Any], parallel: DataParallel | None) -> dict[str, Any]:
+    """`saved` with the `rng` and `session` of this rank (`parallel`, None outside a distributed
+    run); ValueError when the checkpoint was saved with another world size."""
+    rank, world_size = (0, 1) if parallel is None else (parallel.rank, parallel.world_size)
+    states = saved.get("distributed")
+    saved_world = 1 if states is None else states["world_size"]
+    if saved_world != world_size:
+        raise ValueError(
+            f"the checkpoint was saved by {saved_world} rank(s); resume it with "
+            f"{saved_world}, not {world_size}"
+        )
+    if rank == 0:
+        return saved
+    own = states["ranks"][rank - 1]
+    return {**saved, "rng": own["rng"], "session": own["session"]}
 
 
 def parameter_fingerprint(model: nn.Module) -> Tensor:

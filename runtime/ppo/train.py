@@ -31,7 +31,12 @@ import torch
 
 from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
 from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, EVAL_SEED_OFFSET, PPOConfig
-from checked_rl.runtime.ppo.distributed import DataParallel, env_seed, learner_seed
+from checked_rl.runtime.ppo.distributed import (
+    DataParallel,
+    env_seed,
+    learner_seed,
+    rank_view,
+)
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.outputs import RunOutputs, TrainResult
 from checked_rl.runtime.ppo.trainlog import TrainLog
@@ -166,8 +171,7 @@ def _start(
     else:
         _check_resumable(saved, config)
         try:
-            if parallel is not None:
-                saved = parallel.rank_view(saved)
+            saved = rank_view(saved, parallel)
             model.load_state_dict(saved["model"])
             run.optimizer.load_state_dict(saved["optimizer"])
             generator.set_state(saved["rng"].to(generator.get_state().device))
