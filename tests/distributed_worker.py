@@ -5,7 +5,8 @@ its rank), z-scores the advantages over every rank (`DataParallel.normalize_adva
 backpropagates the PPO loss and averages the gradients (`DataParallel.average_gradients`).
 Rank 0 also gathers every minibatch, concatenates them and computes the z-score and the
 gradient of the concatenated minibatch the plain way. Then rank 1 nudges one parameter by one
-unit in the last place and every rank records whether `check_replicas` caught it. Rank 0
+unit in the last place and every rank records whether `check_replicas` caught it; the
+metrics averaged over ranks are recorded too. Rank 0
 saves it all to OUT for the test to compare.
 """
 
@@ -62,7 +63,8 @@ def main(out: str) -> None:
     averaged = [parameter.grad.clone() for parameter in model.parameters()]
     batches: list[TrainingBatch | None] = [None] * parallel.world_size
     dist.all_gather_object(batches, (batch, raw))
-    result = {"averaged": averaged, "scored": scored}
+    result = {"averaged": averaged, "scored": scored,
+              "metrics": parallel.average_metrics({"approx_kl": float(parallel.rank), "one": 1.0})}
     if parallel.rank == 0:
         whole = TrainingBatch(*(torch.cat([getattr(b, name) for b, _ in batches])
                                 for name in TrainingBatch.__dataclass_fields__))
