@@ -7,12 +7,12 @@ runs) in this process, as if the user had typed
         PYTHON -m checked_rl.runtime.cli train ...
 
 with every other option of the command line passed on unchanged. The `--` matters: torchrun's
-parser takes any option that abbreviates one of its own (`--log` is refused as ambiguous with
-`--log-dir`, `--nproc` would be read as `--nproc-per-node`) unless the program and its
-arguments follow `--`. Each rank then joins the process group (`join_if_launched`,
-`runtime.ppo.distributed.join`). torchrun's own log lines and its failure report are left out:
-the failing rank prints its error itself, and this command adds one line saying which rank
-failed.
+parser takes any option that abbreviates one of its own, also after the program's name, unless
+the program and its arguments follow `--` (torch 2.13 refuses `--log` as ambiguous with
+`--log-dir` and `--nproc` as ambiguous with `--nproc-per-node`). Each rank then joins the
+process group (`join_if_launched`, `runtime.ppo.distributed.join`). torchrun's own log lines
+and its failure report are left out: the failing rank prints its error itself, and this command
+adds one line saying which rank failed.
 """
 
 import argparse
