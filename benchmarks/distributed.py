@@ -116,7 +116,7 @@ def main() -> None:
         print(f"PPO on CartPole-v1, default preset, {GLOBAL_ENVS} environments over all ranks, "
               f"{args.device}; {name}")
         print(load_line())
-        table(args.seeds)
+        table(args.seeds, args.device)
         print(load_line())
 
 
