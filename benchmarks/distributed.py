@@ -79,9 +79,12 @@ def launched(seed: int, world_size: int, device: str) -> dict[str, float]:
 
 
 def table(seeds: list[int], device: str) -> None:
-    rows = {"plain": [plain(seed, device) for seed in seeds]}
-    for world_size in RANKS:
-        rows[f"torchrun x{world_size}"] = [launched(seed, world_size, device) for seed in seeds]
+    rows: dict[str, list[dict[str, float]]] = {"plain": []}
+    rows.update((f"torchrun x{world_size}", []) for world_size in RANKS)
+    for seed in seeds:  # interleaved, so that a change of load hits every row alike
+        rows["plain"].append(plain(seed, device))
+        for world_size in RANKS:
+            rows[f"torchrun x{world_size}"].append(launched(seed, world_size, device))
     peer = statistics.median(r["env_steps"] / r["train_seconds"] for r in rows["plain"])
     print(f"{'run':<12} {'solved':>6} {'steps/s':>8} {'vs plain':>8} {'s to solve':>10} "
           f"{'all-reduce':>10} {'collectives':>11}")

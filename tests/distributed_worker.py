@@ -6,11 +6,15 @@ backpropagates the PPO loss and averages the gradients (`DataParallel.average_gr
 Rank 0 also gathers every minibatch, concatenates them and computes the z-score and the
 gradient of the concatenated minibatch the plain way. Then rank 1 nudges one parameter by one
 unit in the last place and every rank records whether `check_replicas` caught it; the
-metrics averaged over ranks are recorded too. Rank 0
+metrics averaged over ranks are recorded too, and whether SIGTERM (what torchrun sends the other
+ranks when one fails) became `PeerFailure`. Rank 0
 saves it all to OUT for the test to compare.
 """
 
+import os
+import signal
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -87,6 +91,12 @@ def main(out: str) -> None:
     dist.all_gather_object(flags, caught)
     result["caught"] = flags
     result["seconds"] = parallel.seconds
+    try:  # what torchrun sends the other ranks when one fails
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        result["sigterm"] = ""
+    except distributed.PeerFailure as error:
+        result["sigterm"] = str(error)
     if parallel.rank == 0:
         torch.save(result, out)
     parallel.close()

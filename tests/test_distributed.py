@@ -74,6 +74,7 @@ def test_averaged_gradient_is_the_gradient_of_the_concatenated_minibatch(tmp_pat
     assert any(bool(grad.abs().max() > 0) for grad in result["averaged"])
     torch.testing.assert_close(result["scored"], result["concatenated_scored"])
     assert result["metrics"] == {"approx_kl": 0.5, "one": 1.0}  # ranks 0 and 1, averaged
+    assert result["sigterm"] == "stopped by the launcher (SIGTERM): another rank failed"
     # One unit in the last place of one parameter on rank 1: caught on both ranks.
     assert result["caught"] == ["the parameters of ranks [1] differ from rank 0's"] * 2
 
