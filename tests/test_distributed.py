@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
+from checked_rl.runtime.ppo.config import PPOConfig
 from checked_rl.runtime.ppo.distributed import env_seed, learner_seed, validate_rank_states
+from checked_rl.runtime.ppo.train import train
 from tests.distributed_faults import ENV_ID
 from tests.runs_helpers import COMMAND, REPOSITORY
 
@@ -116,8 +119,11 @@ def test_two_rank_resume_is_exact_and_needs_the_same_world_size(tmp_path: Path) 
     validate_rank_states(whole["distributed"])
     for key in (*STATE_KEYS, "distributed"):
         _assert_same(whole[key], split[key], key)
-    # Rank 1 is not rank 0: its own generator and environments.
-    assert not torch.equal(whole["rng"], whole["distributed"]["ranks"][0]["rng"])
+    # Rank 1 is not rank 0: its own generator and environments (seeds 4..7, not 0..3).
+    rank_one = whole["distributed"]["ranks"][0]
+    assert not torch.equal(whole["rng"], rank_one["rng"])
+    with pytest.raises(AssertionError):
+        _assert_same(whole["session"], rank_one["session"])
 
 
 def test_a_failing_rank_stops_every_rank_with_the_error_shown_once(tmp_path: Path) -> None:
@@ -164,6 +170,17 @@ def test_rank_seeds_are_distinct_and_rank_zero_keeps_the_seed() -> None:
     seeds = {learner_seed(seed, rank) for seed in range(4) for rank in range(1, 5)}
     assert len(seeds) == 16 and not seeds & set(range(4))
     assert [env_seed(5, rank, 4) for rank in range(3)] == [5, 9, 13]
+
+
+def test_a_checkpoint_with_bad_rank_states_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    train(PPOConfig(num_envs=2, horizon=4, hidden=8, updates=1, eval_episodes=1,
+                    eval_max_episode_steps=5), checkpoint_path=path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["distributed"] = {"world_size": 2, "ranks": []}
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match="world_size - 1 rank states"):
+        load_checkpoint(path)
 
 
 def test_rank_states_are_validated() -> None:
