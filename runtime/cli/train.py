@@ -20,6 +20,7 @@ from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import CLIError, one_line
 from checked_rl.runtime.cli.config_options import add_config_options, config_overrides
 from checked_rl.runtime.cli.env_ids import EnvIdError, checkpoint_env_id
+from checked_rl.runtime.cli.launch import add_nproc_option, join_if_launched, run_nproc
 from checked_rl.runtime.cli.loading import (
     check_memory,
     device_option,
@@ -28,6 +29,7 @@ from checked_rl.runtime.cli.loading import (
     session_kind,
 )
 from checked_rl.runtime.contract import ContractViolation
+from checked_rl.runtime.ppo.distributed import PeerFailure, launched
 from checked_rl.runtime.sessions import KINDS, EnvironmentCloseError, EnvironmentStepError
 
 __all__ = ["LOG_OFF", "register"]
@@ -70,6 +72,7 @@ def register(subparsers: Any) -> None:
                             "id names")
     train.add_argument("--quiet", action="store_true", help="no progress, no summary")
     add_seed_options(train)
+    add_nproc_option(train)
     add_config_options(train, PRESETS["default"], defaults_label="default preset")
     train.set_defaults(handler=run_train)
 
@@ -81,13 +84,14 @@ def run_train(args: argparse.Namespace) -> int:
     from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig, preset
     from checked_rl.runtime.ppo.rundir import (
         check_file_path,
-        check_writable,
-        default_run_dir,
         resolve_resume,
     )
-    from checked_rl.runtime.ppo.train import train
 
+    if args.nproc is not None:
+        return run_nproc(args)
     if args.seeds is not None:
+        if launched():
+            raise CLIError("--seeds cannot run under torchrun (each seed is one run)")
         return run_seeds(args)
     overrides = config_overrides(args, PPOConfig)
     run: dict[str, str] = {}
@@ -113,6 +117,27 @@ def run_train(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
     kind = session_kind(args.kind or run.get("kind", "torch"))
     device = device_option(args.device or run.get("device", "cpu"))
+    parallel = join_if_launched(device)
+    try:
+        return _train_rank(args, parallel, config, kind, env_id, device, log_path, copy_path,
+                           checkpoint, resume_dir)
+    finally:
+        if parallel is not None:
+            parallel.close()
+
+
+def _train_rank(args: argparse.Namespace, parallel: Any, config: Any, kind: str, env_id: str,
+                device: Any, log_path: Path | None, copy_path: Path | None,
+                checkpoint: Path | None, resume_dir: Path | None) -> int:
+    """`run_train` past the options: on every rank of a distributed run (`parallel`; only rank
+    0 checks and writes the run's places and prints)."""
+    from checked_rl.runtime.ppo.checkpoint import CheckpointError
+    from checked_rl.runtime.ppo.rundir import check_writable, default_run_dir
+    from checked_rl.runtime.ppo.train import train
+
+    writes = parallel is None or parallel.writes
+    if parallel is not None:
+        device = parallel.device
     # train() builds its sessions itself: a one-environment probe reports an environment the
     # kind cannot build as one line, and gives the spaces the memory estimate needs.
     with open_session("train on", kind, env_id, num_envs=1, device=device) as probe:
@@ -125,7 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir)
     else:
         run_dir = resume_dir or default_run_dir(env_id, args.name)
-    if checkpoint is None and (run_dir / "config.json").exists():
+    if writes and checkpoint is None and (run_dir / "config.json").exists():
         raise CLIError(f"run directory {run_dir} already holds a run (config.json): choose "
                        f"another --run-dir or --resume it")
     try:  # every place written to, before anything is trained
@@ -134,19 +159,19 @@ def run_train(args: argparse.Namespace) -> int:
                                  "the directory of --log"),
                                 (None if copy_path is None else copy_path.parent,
                                  "the directory of --checkpoint")):
-            if directory is not None:
+            if directory is not None and writes:
                 check_writable(directory, what)
     except OSError as error:
         raise CLIError(str(error)) from None
-    say = _Printer(args.quiet)
+    say = _Printer(args.quiet or not writes)
     say(f"run directory: {run_dir}")
     try:
         result = train(
             config, kind=kind, env_id=env_id, device=device, run_dir=run_dir,
             log_path=log_path, checkpoint_path=copy_path, resume=checkpoint,
-            progress=not args.quiet,
+            progress=not args.quiet and writes,
             notes=f"preset={args.preset or 'default'}" if args.resume is None else "",
-            command=["checked-rl", *getattr(args, "argv", [])],
+            command=["checked-rl", *getattr(args, "argv", [])], parallel=parallel,
         )
     except CheckpointError as error:
         raise CLIError(str(error)) from None
@@ -154,6 +179,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise CLIError(f"{type(error).__name__}: {error}") from None
     except (ContractViolation, EnvironmentStepError, EnvironmentCloseError, BridgeError) as error:
         raise CLIError(f"{env_id}: {one_line(error)}") from None
+    except PeerFailure as error:
+        if writes:
+            print(f"checked-rl train: {error}; the last completed update is saved in "
+                  f"{run_dir}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"checked-rl train: interrupted; the last completed update is saved in "
               f"{run_dir}", file=sys.stderr)

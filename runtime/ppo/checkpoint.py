@@ -15,6 +15,8 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
 - `log`: the training log so far;
 - `normalization` (optional; absent in older files): the running statistics of
   `runtime.ppo.normalizing` when the config normalises observations or rewards, else None.
+- `distributed` (only from a run of several ranks, `runtime.ppo.distributed`): the world size
+  and, for ranks 1 and up, their `rng` and `session` (rank 0's are the fields above).
 
 Files are written atomically (temporary file + `os.replace`); a successful save removes the
 temporary files that interrupted saves of the same path left behind. Loading validates the
@@ -33,6 +35,7 @@ from typing import Any
 import torch
 
 from checked_rl.runtime.ppo.config import PPOConfig
+from checked_rl.runtime.ppo.distributed import validate_rank_states
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.normalizing import validate_normalization
 from checked_rl.runtime.ppo.trainlog import TrainLog, atomic_write_bytes
@@ -153,3 +156,5 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
     TrainLog.from_dict(checkpoint["log"])
     shape = tuple(network["observation_shape"])  # checked by ActorCritic.from_description
     validate_normalization(checkpoint.get("normalization"), config, shape, config.num_envs)
+    if "distributed" in checkpoint:
+        validate_rank_states(checkpoint["distributed"])

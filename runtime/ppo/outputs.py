@@ -5,7 +5,9 @@ copies a caller asked for (`log_path`, `checkpoint_path`). It checks all their p
 before the run starts, and writes the config at the start, a metrics row per update, the log
 after each evaluation, `last.pt` every `checkpoint_every` updates, `best.pt` on each new best
 evaluation, and at the end (also when interrupted) the last checkpoint, the log, the plots and
-`summary.json`. A distributed run would create it on rank 0 only and a silent one elsewhere.
+`summary.json`. A distributed run (`parallel`, `runtime.ppo.distributed`) opens it on rank 0
+and a silent one (no places) on every other rank: only rank 0 evaluates and writes, its stop
+decision is shared, and its checkpoints gather the other ranks' generator and session states.
 """
 
 import sys
@@ -65,6 +67,7 @@ class RunOutputs:
         self.checkpoint_path = checkpoint_path
         self.metrics = metrics
         self.summary: dict[str, Any] = {}
+        self.parallel: Any = None
 
     @classmethod
     def open(cls, *, run_dir: str | Path | None, log_path: str | Path | None,
@@ -92,6 +95,17 @@ class RunOutputs:
     @property
     def saves_checkpoints(self) -> bool:
         return self.run_dir is not None or self.checkpoint_path is not None
+
+    def snapshot(self, run: RunState) -> dict[str, Any]:
+        """`run.snapshot()`, with every other rank's generator and session in a distributed
+        run (every rank takes part; the others get their own snapshot back)."""
+        checkpoint = run.snapshot()
+        if self.parallel is not None:
+            ranks = self.parallel.gather_rank_states(
+                lambda: {"rng": checkpoint["rng"], "session": checkpoint["session"]})
+            if ranks is not None:
+                checkpoint["distributed"] = ranks
+        return checkpoint
 
     def start(self, run: RunState, command: list[str] | None) -> None:
         """Write `config.json`."""
@@ -136,7 +150,13 @@ class RunOutputs:
         last = config.updates if stop_after is None else min(stop_after, config.updates)
         # The state after the last completed update: what is saved if the run stops. The full
         # snapshot (model and optimizer copies) is only taken when there is a checkpoint.
-        boundary = run.snapshot() if self.saves_checkpoints else None
+        parallel = self.parallel
+        writes = parallel is None or parallel.writes
+        # Every rank takes part in the snapshots when rank 0 saves checkpoints.
+        snapshots = self.saves_checkpoints
+        if parallel is not None:
+            snapshots = parallel.agree(snapshots)
+        boundary = self.snapshot(run) if snapshots else None
         boundary_log = run.log.to_dict()
         bar = _progress_bar(progress, config.updates, run.update)
         lines = progress and bar is None
@@ -151,7 +171,7 @@ class RunOutputs:
                 row: dict[str, float] = dict(update(run))
                 seconds["train"] += time.perf_counter() - tick
                 evaluated = run.update % config.eval_every == 0 or run.update == config.updates
-                if evaluated:
+                if evaluated and writes:
                     tick = time.perf_counter()
                     returns, lengths = evaluate_episodes(
                         run.eval_session, run.model, seed=config.eval_seed,
@@ -163,12 +183,15 @@ class RunOutputs:
                     if solved:
                         solved_at = (run.env_steps, sum(seconds.values()))
                     self.write_log(run.log, plot=False)
+                if evaluated and parallel is not None:
+                    solved = parallel.agree(solved)
+                evaluated = evaluated and writes
                 boundary_log = run.log.to_dict()
                 best = evaluated and (run.best is None or run.log.values[-1] > run.best)
                 if best:
                     run.best = run.log.values[-1]
-                if self.saves_checkpoints:
-                    boundary = run.snapshot()
+                if snapshots:
+                    boundary = self.snapshot(run)
                     if run.update % config.checkpoint_every == 0:
                         self.save_last(boundary)
                     if best:

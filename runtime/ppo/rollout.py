@@ -5,6 +5,7 @@ a transition plus what the policy said at collection time. Its constructor refus
 `T` or `N` disagree: TorchLean's `steps.size = horizon` invariant, checked at run time.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -162,13 +163,19 @@ class TrainingBatch:
 
 @typechecked
 def to_training_batch(
-    rollout: Rollout, *, gamma: float, lam: float, normalize: bool = True
+    rollout: Rollout,
+    *,
+    gamma: float,
+    lam: float,
+    normalize: bool = True,
+    normalizer: Callable[[Tensor], Tensor] | None = None,
 ) -> TrainingBatch:
     """GAE advantages and lambda-return targets for every step, flattened over time and envs.
 
     Advantages come from `runtime.returns.gae` in the values' dtype (Schulman et al. 2015,
     eq. 16); value targets are `advantages + values`, the lambda-returns, computed before the
-    advantages are z-scored with `runtime.returns.normalize_advantages` for the policy term.
+    advantages are z-scored with `runtime.returns.normalize_advantages` for the policy term
+    (or with `normalizer`: a distributed run's z-score over every rank's advantages).
     """
     dtype = rollout.values.dtype
     advantages = returns.gae(
@@ -182,7 +189,8 @@ def to_training_batch(
     )
     targets = advantages + rollout.values
     if normalize:
-        advantages = returns.normalize_advantages(advantages)
+        advantages = (returns.normalize_advantages if normalizer is None else normalizer)(
+            advantages)
     size = rollout.horizon * rollout.num_envs
     return TrainingBatch(
         observations=rollout.observations.reshape(size, *rollout.observations.shape[2:]),

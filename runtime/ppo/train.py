@@ -16,7 +16,7 @@ and the training environments are reset with the same seed, so a run is a functi
 
 With a run directory (`runtime.ppo.rundir`) the run writes its config, every metric per update
 (`runtime.ppo.metrics`), the log and its plots, `last.pt` and `best.pt` there. All writing goes
-through `RunOutputs`, the one place a distributed run would restrict to rank 0.
+through `RunOutputs`, which a distributed run (`runtime.ppo.distributed`) opens on rank 0 only.
 
 Checkpoints hold the session's `state_dict()`; the kinds that cannot capture their environments
 (the Gymnasium kinds) resume from fresh seeds instead (`_resume_seed`), with a `UserWarning`.
@@ -30,7 +30,13 @@ from typing import Any
 import torch
 
 from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
-from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig
+from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, EVAL_SEED_OFFSET, PPOConfig
+from checked_rl.runtime.ppo.distributed import (
+    DataParallel,
+    env_seed,
+    learner_seed,
+    rank_view,
+)
 from checked_rl.runtime.ppo.model import ActorCritic
 from checked_rl.runtime.ppo.normalizing import (
     evaluation_session,
@@ -61,6 +67,7 @@ def train(
     notes: str = "",
     on_evaluation: Callable[[int, float], None] | None = None,
     command: list[str] | None = None,
+    parallel: DataParallel | None = None,
 ) -> TrainResult:
     """Train PPO and return the result; see the module docstring for one update.
 
@@ -84,6 +91,8 @@ def train(
         on_evaluation: called with (env_steps, mean return) after each evaluation, once the
             evaluation is in the log and in the state a checkpoint would save.
         command: the command line, recorded in the run directory's `config.json`.
+        parallel: this rank of a data-parallel run (`runtime.ppo.distributed.join`): only
+            rank 0 evaluates and writes; `device` must be `parallel.device`.
 
     On KeyboardInterrupt or any other exception, the log and a checkpoint of the last completed
     update are written before the exception propagates.
@@ -94,10 +103,14 @@ def train(
     if kind not in KINDS:
         raise ValueError(f"train: kind must be one of {list(KINDS)}, got {kind!r}")
     device = torch.device(device)
-    outputs = RunOutputs.open(
-        run_dir=run_dir, log_path=log_path, checkpoint_path=checkpoint_path,
-        resumed_update=None if saved is None else int(saved["update"]),
-    )
+    if parallel is None or parallel.writes:
+        outputs = RunOutputs.open(
+            run_dir=run_dir, log_path=log_path, checkpoint_path=checkpoint_path,
+            resumed_update=None if saved is None else int(saved["update"]),
+        )
+    else:  # rank 0 writes; this rank takes part in its checkpoints
+        outputs = RunOutputs(None, None, None, None)
+    outputs.parallel = parallel
     threads = torch.get_num_threads()  # the caller's setting, restored at the end
     torch.set_num_threads(config.threads)
     try:
@@ -107,7 +120,7 @@ def train(
         raise
     run = None
     try:
-        run = _start(config, session, kind, env_id, device, saved, title, notes)
+        run = _start(config, session, kind, env_id, device, saved, title, notes, parallel)
         outputs.start(run, command)
         return outputs.loop(run, stop_after, progress, on_evaluation)
     finally:
@@ -129,6 +142,7 @@ def _start(
     saved: dict[str, Any] | None,
     title: str | None,
     notes: str,
+    parallel: DataParallel | None = None,
 ) -> RunState:
     """A run at update 0 (networks initialised from the seed), or the state `saved` holds."""
     session = normalizing_session(session, config)  # itself unless the config normalises
@@ -137,7 +151,8 @@ def _start(
         model = ActorCritic.for_session(session, config.hidden)
     model.to(device)
     generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
+    rank = 0 if parallel is None else parallel.rank
+    generator.manual_seed(learner_seed(config.seed, rank))
     run = RunState(
         config=config,
         meta={"kind": kind, "env_id": env_id, "device": str(device)},
@@ -153,12 +168,21 @@ def _start(
             notes=_notes(notes, config, kind, device),
         ),
         episodes=EpisodeTracker.zeros(config.num_envs, device),
+        parallel=parallel,
     )
+    if parallel is not None:
+        parallel.check_config(config.num_envs, EVAL_SEED_OFFSET)
+        if parallel.world_size > 1 and (config.normalize_observations or config.normalize_rewards):
+            raise ValueError(
+                "normalize_observations and normalize_rewards take one rank only for now: "
+                "each rank would keep statistics of its own environments"
+            )
     if saved is None:
-        session.reset(seed=config.seed)
+        session.reset(seed=env_seed(config.seed, rank, config.num_envs))
     else:
         _check_resumable(saved, config)
         try:
+            saved = rank_view(saved, parallel)
             model.load_state_dict(saved["model"])
             run.optimizer.load_state_dict(saved["optimizer"])
             generator.set_state(saved["rng"].to(generator.get_state().device))
@@ -167,7 +191,8 @@ def _start(
             run.best = max(run.log.values, default=None)
             load_normalization(session, saved.get("normalization"))
             if saved["session"] is None:
-                seed = _resume_seed(config, run.update)
+                seed = _resume_seed(config, run.update, rank,
+                                    1 if parallel is None else parallel.world_size)
                 warnings.warn(
                     f"resuming a {saved['run']['kind']!r} run whose checkpoint holds no session "
                     f"state (the kind cannot capture its environments): the training "
@@ -181,9 +206,12 @@ def _start(
         except (ValueError, RuntimeError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise CheckpointError(f"the checkpoint cannot resume this run: {detail}") from error
-    run.eval_session = evaluation_session(
-        make_session(kind, env_id, num_envs=config.eval_episodes, device=device), session
-    )
+    if parallel is not None:
+        parallel.broadcast_parameters(model)
+    if parallel is None or parallel.writes:
+        run.eval_session = evaluation_session(
+            make_session(kind, env_id, num_envs=config.eval_episodes, device=device), session
+        )
     return run
 
 
@@ -199,9 +227,12 @@ def _check_resumable(saved: dict[str, Any], config: PPOConfig) -> None:
             )
 
 
-def _resume_seed(config: PPOConfig, update_count: int) -> int:
-    """Seed for a session whose state a checkpoint could not hold: fresh training seeds."""
-    return config.seed + config.num_envs * update_count
+def _resume_seed(
+    config: PPOConfig, update_count: int, rank: int = 0, world_size: int = 1
+) -> int:
+    """Seed for a session whose state a checkpoint could not hold: fresh training seeds (rank
+    `rank` of `world_size` takes its own block)."""
+    return config.seed + config.num_envs * (update_count * world_size + rank)
 
 
 def _notes(prefix: str, config: PPOConfig, kind: str, device: torch.device) -> str:

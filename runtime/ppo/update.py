@@ -7,6 +7,7 @@ shuffled minibatch Adam steps, and returns the update's metrics (see `UPDATE_MET
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,8 @@ class RunState:
     env_steps: int = 0
     best: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    parallel: Any = None
+    """The `runtime.ppo.distributed.DataParallel` of this rank in a distributed run."""
 
     def snapshot(self) -> dict[str, Any]:
         """A checkpoint of the state after `update` completed updates (copies, not views)."""
@@ -121,18 +124,26 @@ def update(run: RunState) -> dict[str, float]:
     learning_rate = float(run.optimizer.param_groups[0]["lr"])
     rollout = collect(run.session, run.model, config.horizon, generator=run.generator)
     ended_returns, ended_lengths = run.episodes.observe(raw_rewards(run.session, rollout))
+    parallel = run.parallel
     batch = to_training_batch(
-        rollout, gamma=config.gamma, lam=config.lam, normalize=config.normalize_advantages
+        rollout, gamma=config.gamma, lam=config.lam, normalize=config.normalize_advantages,
+        normalizer=None if parallel is None else parallel.normalize_advantages,
     )
-    metrics = optimise(run.model, run.optimizer, batch, config, run.generator)
+    metrics = optimise(run.model, run.optimizer, batch, config, run.generator,
+                       average_gradients=None if parallel is None else parallel.average_gradients)
+    world_size = 1
+    if parallel is not None:  # every rank's loss statistics; the same parameters everywhere
+        world_size = parallel.world_size
+        metrics = parallel.average_metrics(metrics)
+        parallel.check_replicas(run.model)
     run.update += 1
-    run.env_steps += config.batch_size
+    run.env_steps += config.batch_size * world_size
     elapsed = time.perf_counter() - tick
     nan = float("nan")
     metrics.update(
         explained_variance=explained_variance(batch.values, batch.returns),
         learning_rate=learning_rate,
-        steps_per_s=config.batch_size / max(elapsed, 1e-9),
+        steps_per_s=config.batch_size * world_size / max(elapsed, 1e-9),
         episodes=float(len(ended_returns)),
         episode_return_mean=sum(ended_returns) / len(ended_returns) if ended_returns else nan,
         episode_return_min=min(ended_returns, default=nan),
@@ -160,12 +171,16 @@ def optimise(
     batch: TrainingBatch,
     config: PPOConfig,
     generator: torch.Generator,
+    *,
+    average_gradients: Callable[[list[Tensor]], None] | None = None,
 ) -> dict[str, float]:
     """`epochs` passes of minibatch Adam steps on the PPO loss; the loss terms (`LOSS_METRICS`)
     averaged over every step.
 
     With one minibatch the whole batch is used in order; otherwise each pass draws a fresh
     permutation from `generator` (same sequence on every run with the same seed).
+    `average_gradients` (a distributed run's all-reduce) replaces the gradients of the
+    parameters by their mean over ranks, before clipping.
     """
     size = len(batch)
     parameters = list(model.parameters())
@@ -183,6 +198,8 @@ def optimise(
             loss, stats = minibatch_loss(model, minibatch, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if average_gradients is not None:
+                average_gradients(parameters)
             if config.max_grad_norm > 0:
                 nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
             optimizer.step()
