@@ -5,10 +5,11 @@ loop, auto-resets included (same-step here, next-step in Gymnasium and EnvPool).
 Gymnasium's own NumPy vector environment (`CartPoleVectorEnv`) and EnvPool's C++ CartPole-v1
 (`envpool.make(..., env_type="gymnasium")`, its default threads; the `bench` extra, skipped
 with a reason when missing). Everything runs with its defaults, as a user gets them: the
-runtime `CartPole(N)` compiles its step from `COMPILE_MIN_ENVS` copies up, steps eagerly below,
-and torch keeps its own thread settings (`--threads` changes them, for comparison only). The
-column `compiled` is `CartPole(N, compiled=True)` below `COMPILE_MIN_ENVS`, with the seconds its
-first step took (compiling, or loading inductor's on-disk cache).
+runtime `CartPole(N)` steps in NumPy below `HOST_MAX_ENVS` copies and compiled from
+`COMPILE_MIN_ENVS` up (the column `engine`), and torch keeps its own thread settings
+(`--threads` changes them, for comparison only). The column `compiled` is
+`CartPole(N, compiled=True)` below `COMPILE_MIN_ENVS`, with the seconds its first step took
+(compiling, or loading inductor's on-disk cache).
 
 The implementations are timed in interleaved rounds (each round times every one once) and the
 best round of each counts. `--load` runs everything with one busy process per core.
@@ -67,8 +68,11 @@ def envpool_run(envpool: object, n: int, steps: int) -> Stepper:
     return run
 
 
-def torch_run(n: int, steps: int, device: str, **options: object) -> tuple[Stepper, float]:
-    """`steps` steps of the runtime `CartPole(n, **options)`, and the seconds of its first step."""
+def torch_run(
+    n: int, steps: int, device: str, **options: object
+) -> tuple[Stepper, float, str]:
+    """`steps` steps of the runtime `CartPole(n, **options)`, the seconds of its first step, and
+    the engine that stepped."""
     env = CartPole(n, device=device, seed=0, **options)
     generator = torch.Generator(device=device).manual_seed(0)
     actions = torch.randint(0, 2, (steps, n), generator=generator, device=device)
@@ -84,7 +88,7 @@ def torch_run(n: int, steps: int, device: str, **options: object) -> tuple[Stepp
         if device != "cpu":
             torch.cuda.synchronize()
 
-    return run, first
+    return run, first, env.engine
 
 
 def best_rates(runs: dict[str, Stepper], items: int, repeats: int) -> dict[str, float]:
@@ -116,7 +120,8 @@ def main() -> None:
     with condition(args.load) as name:
         print(f"CartPole-v1 steps/s, {name}; torch threads: {torch.get_num_threads()}, "
               f"best of {args.repeats} interleaved rounds")
-        header = f"{'N':>6} {'gymnasium':>12} {'envpool':>12} {'torch cpu':>12} {'x gym':>6}"
+        header = f"{'N':>6} {'gymnasium':>12} {'envpool':>12} {'engine':>8} {'torch cpu':>12}"
+        header += f" {'x gym':>6}"
         header += f" {'x envpool':>9} {'compiled':>12} {'x gym':>6} {'first s':>7}"
         print(header + (f" {'torch ' + extra:>12} {'x gym':>6}" if extra else ""), flush=True)
         ratios = {}
@@ -125,17 +130,18 @@ def main() -> None:
             runs = {"gymnasium": gymnasium_run(n, steps)}
             if envpool is not None:
                 runs["envpool"] = envpool_run(envpool, n, steps)
-            runs["torch"], _ = torch_run(n, steps, "cpu")
+            runs["torch"], _, engine = torch_run(n, steps, "cpu")
             first = None
             if n < COMPILE_MIN_ENVS:
-                runs["compiled"], first = torch_run(n, steps, "cpu", compiled=True)
+                runs["compiled"], first, _ = torch_run(n, steps, "cpu", compiled=True)
             if extra:
-                runs[extra], _ = torch_run(n, steps, extra)
+                runs[extra], _, _ = torch_run(n, steps, extra)
             rates = best_rates(runs, n * steps, args.repeats)
             gym = rates["gymnasium"]
             ratios[n] = rates["torch"] / gym
             pool = rates.get("envpool")
-            line = f"{n:>6} {gym:>12,.0f} {pool or float('nan'):>12,.0f} {rates['torch']:>12,.0f}"
+            line = f"{n:>6} {gym:>12,.0f} {pool or float('nan'):>12,.0f} {engine:>8}"
+            line += f" {rates['torch']:>12,.0f}"
             line += f" {ratios[n]:>5.2f}x {rates['torch'] / pool if pool else float('nan'):>8.2f}x"
             if first is not None:
                 compiled = rates["compiled"]

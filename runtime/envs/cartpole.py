@@ -17,12 +17,19 @@ Two sources of reset noise:
   alike then start every episode in the same float64 state. This mode reads the done flags on
   the host at every step; it is for cross-checking, not for speed.
 
-With torch reset noise on CPU and from `COMPILE_MIN_ENVS` copies up, a step runs by default as
-one TorchInductor-compiled function (`cartpole_step.fused_advance`: a few fused loops instead
-of about thirty tensor operations). The noise is drawn outside it, so a seed gives the same
-episodes compiled or not; `compiled=False` keeps the step eager, `compiled=True` compiles at
-any size and with either reset noise. Neither is threaded by default (`threads`, and the thread
-policy in `runtime.envs.cartpole_step`).
+Three engines step the copies (`CartPole.engine`), chosen by default by device and size:
+
+- `"numpy"`: on the CPU below `HOST_MAX_ENVS` copies, NumPy arithmetic on the memory of the
+  state tensors (`cartpole_host.host_advance`): a torch operation on a small tensor costs
+  several times a NumPy ufunc, and nothing needs compiling;
+- `"compiled"`: on the CPU from `COMPILE_MIN_ENVS` copies up with torch reset noise, one
+  TorchInductor-compiled function (`cartpole_step.fused_advance`: a few fused loops instead of
+  about thirty tensor operations); `compiled=True` compiles at any size and with either noise;
+- `"eager"`: torch operations (`cartpole_step.eager_advance`), elsewhere (CUDA, Gymnasium
+  noise from `COMPILE_MIN_ENVS` up) and with `compiled=False`.
+
+The noise is drawn outside them, so a seed gives the same episodes whichever steps. None is
+threaded by default (`threads`, and the thread policy in `runtime.envs.cartpole_step`).
 
 The state tensors are never modified in place: observations handed out stay valid snapshots.
 
@@ -47,12 +54,14 @@ from checked_rl.runtime.envs.base import (
     numpy_generator,
     plain_params,
 )
+from checked_rl.runtime.envs.cartpole_host import HOST_MAX_ENVS, constants, numpy_advance
 from checked_rl.runtime.envs.cartpole_step import COMPILE_ERRORS, eager_advance, reset_state
 from checked_rl.runtime.shapes import typechecked
 from checked_rl.spec.envs import cartpole as spec
 
 ResetNoise = Literal["torch", "gymnasium"]
 RESET_NOISES: tuple[ResetNoise, ...] = ("torch", "gymnasium")
+Engine = Literal["numpy", "eager", "compiled"]
 
 Physics = Float[Tensor, "N 4"]
 StepCounts = Int[Tensor, " N"]
@@ -62,11 +71,19 @@ COMPILE_MIN_ENVS = 1024
 
 Compiling costs seconds for each parameter set, dtype and batch size (less with inductor's
 on-disk cache warm), which small environments, typically many and short-lived (tests,
-evaluation, a short `make train`), would pay again and again; `compiled=True` compiles at any
-size, and is faster than the eager step from one copy up (the numbers:
-docs/guides/performance.md)."""
+evaluation, a short `make train`), would pay again and again; below this size they step in
+NumPy (`cartpole_host.HOST_MAX_ENVS`), as fast as the compiled step there without compiling
+(the numbers: docs/guides/performance.md). `compiled=True` compiles at any size."""
 
-__all__ = ["COMPILE_ERRORS", "COMPILE_MIN_ENVS", "RESET_NOISES", "CartPole", "ResetNoise"]
+__all__ = [
+    "COMPILE_ERRORS",
+    "COMPILE_MIN_ENVS",
+    "HOST_MAX_ENVS",
+    "RESET_NOISES",
+    "CartPole",
+    "Engine",
+    "ResetNoise",
+]
 
 
 class CartPole:
@@ -79,9 +96,10 @@ class CartPole:
         dtype: the dtype of the state, the observations and the rewards (float32 or float64).
         reset_noise: "torch" or "gymnasium", see the module docstring.
         seed: if given, the constructor's reset is seeded with it.
-        compiled: step through the compiled `cartpole_step.fused_advance`; None (default): on
-            CPU with torch reset noise from `COMPILE_MIN_ENVS` copies up. If it cannot be
-            compiled (`COMPILE_ERRORS`), the environment warns and steps eagerly from then on.
+        compiled: True: step through the compiled `cartpole_step.fused_advance`; False: through
+            torch operations (`"eager"`); None (default): choose the engine by device and size
+            (module docstring; `engine` says which). If the step cannot be compiled
+            (`COMPILE_ERRORS`), the environment warns and steps eagerly from then on.
         threads: OpenMP threads of the compiled CPU step, 1 by default: no parallel region,
             so a step never waits for a core another process holds. More threads are faster
             only on cores nothing else wants (see docs/guides/performance.md, "Threads").
@@ -116,10 +134,13 @@ class CartPole:
         self.params = spec.Params() if params is None else params
         self.dtype = dtype
         self.reset_noise = reset_noise
-        if compiled is None:
-            compiled = self.device.type == "cpu" and num_envs >= COMPILE_MIN_ENVS
-            compiled = compiled and reset_noise == "torch"
-        self.compiled = compiled
+        self.engine: Engine = "compiled" if compiled else "eager"
+        if compiled is None and self.device.type == "cpu":
+            if num_envs < HOST_MAX_ENVS:
+                self.engine = "numpy"
+            elif num_envs >= COMPILE_MIN_ENVS and reset_noise == "torch":
+                self.engine = "compiled"
+        self.compiled = self.engine == "compiled"
         low, high = spec.observation_bounds(self.params)
         self.observation_low: Tensor | None = torch.as_tensor(low, dtype=dtype, device=self.device)
         self.observation_high: Tensor | None = torch.as_tensor(
@@ -135,6 +156,12 @@ class CartPole:
         # Step counts: int32 beside float32 states (less memory traffic), int64 beside float64.
         self._int = torch.int32 if dtype == torch.float32 else torch.int64
         self._bits = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        if self.engine == "numpy":  # NumPy views of the same memory and constants, made once
+            self._host_thresholds = self._thresholds.numpy()
+            self._host_grid = self._bits.numpy().view(np.int16).reshape(4, num_envs)
+            counts = torch.zeros(0, dtype=self._int).numpy().dtype
+            self._host_constants = constants(self.params, self._host_thresholds.dtype, counts)
+        self._host_state: tuple[Any, ...] = (None, None, None, None)
         self._physics = torch.zeros(4, num_envs, dtype=dtype, device=self.device)
         self._steps = torch.zeros(num_envs, dtype=self._int, device=self.device)
         self.reset(seed)
@@ -171,24 +198,51 @@ class CartPole:
         not: an action other than 0 and 1 gives a force of `(2 a - 1) force_mag`.
         """
         check_actions("CartPole.step", actions, self.num_envs, self.device)
+        if self.engine == "numpy":
+            return self._host_step(actions)
         state = (self._thresholds, self._physics, self._steps)
         torch_noise = self.reset_noise == "torch"
         # Gymnasium noise: the compiled step gets an all-zero grid (`_bits` is never drawn
-        # from), whose reset states are discarded below.
-        grid = self._draw_grid() if torch_noise else self._bits.view(torch.int16).view(4, -1)
+        # from), whose reset states are discarded below; the others get none.
+        grid = self._draw_grid() if torch_noise else None
         fused = self._fused() if self.compiled else None
         if fused is not None:
-            outcome = fused(*state, actions.contiguous(), grid)
+            zeros = self._bits.view(torch.int16).view(4, -1)
+            outcome = fused(*state, actions.contiguous(), zeros if grid is None else grid)
         else:
-            outcome = eager_advance(
-                self.params, *state, actions, grid if torch_noise else None, self.dtype
-            )
+            outcome = eager_advance(self.params, *state, actions, grid, self.dtype)
         new, reward, terminated, truncated, following, self._steps = outcome
         terminated, truncated = terminated.bool(), truncated.bool()  # no-ops when eager
         if not torch_noise:
             following = self._gymnasium_reset_where(terminated | truncated, new)
         self._physics = following
         return EnvStep(new.t(), reward, terminated, truncated)
+
+    def _host_step(self, actions: Tensor) -> EnvStep:
+        """`step` by the NumPy engine (`cartpole_host.numpy_advance`) on the memory of the state
+        tensors; the reset grid is drawn as `_draw_grid` draws it, into the same memory."""
+        grid = None
+        if self.reset_noise == "torch":
+            self._bits.random_(-(2**63), None, generator=self._generator)
+            grid = self._host_grid
+        # The arrays under the state tensors, kept from the last step unless they were replaced.
+        physics_tensor, physics, steps_tensor, steps = self._host_state
+        if physics_tensor is not self._physics or steps_tensor is not self._steps:
+            physics, steps = self._physics.numpy(), self._steps.numpy()
+        known, thresholds = self._host_constants, self._host_thresholds
+        outcome = numpy_advance(
+            self.params, known, thresholds, physics, steps, actions.numpy(), grid
+        )
+        new, reward, terminated, truncated, following, steps = outcome
+        tensor = torch.from_numpy
+        step = EnvStep(tensor(new.T), tensor(reward), tensor(terminated), tensor(truncated))
+        self._physics, self._steps = tensor(following), tensor(steps)
+        if grid is None:
+            done = step.terminated | step.truncated
+            self._physics = self._gymnasium_reset_where(done, self._physics)
+            following = self._physics.numpy()
+        self._host_state = (self._physics, following, self._steps, steps)
+        return step
 
     def _fused(self) -> Callable[..., cartpole_step.Outcome] | None:
         """The compiled step for this environment, or None (after a warning) if compiling
@@ -201,7 +255,7 @@ class CartPole:
         except COMPILE_ERRORS as error:
             failed = f"CartPole: compiling the step failed ({type(error).__name__}: {error})"
             warnings.warn(f"{failed}; stepping eagerly from now on", RuntimeWarning, 3)
-            self.compiled = False
+            self.compiled, self.engine = False, "eager"
             return None
 
     def state_dict(self) -> dict[str, Any]:
