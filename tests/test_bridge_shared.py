@@ -253,3 +253,35 @@ def test_a_server_checks_attach_requests():
     with pytest.raises(ProtocolError, match="missing key 'segment'"):
         check_request({"cmd": "attach"}, {}, 2)
     assert check_request({"cmd": "step"}, {}, 2, shared=True) == ("step", None)
+
+
+BAD_FLAG_SERVER = textwrap.dedent(
+    """
+    import sys
+    from checked_rl.runtime.bridge import server
+
+    honest = server.GymServer.step
+
+    def step(self, actions):
+        reply = honest(self, actions)
+        if self.shared is not None:  # a server that writes a byte 2 into a bool flag
+            self.shared.arrays["truncated"].view("u1")[-1] = 2
+        return reply
+
+    server.GymServer.step = step
+    sys.exit(server.main(sys.argv[1:]))
+    """
+)
+
+
+def test_a_flag_other_than_0_or_1_in_a_segment_is_a_bridge_error(tmp_path, monkeypatch):
+    script = tmp_path / "bad_flag_server.py"
+    script.write_text(BAD_FLAG_SERVER)
+    monkeypatch.setattr(ServerPool.__init__, "__defaults__", ([sys.executable, str(script)],))
+    with bridge("CartPole-v1", 2, "auto") as session:
+        names = [server.shared.name for server in session.pool.servers]
+        session.reset(seed=0)
+        with pytest.raises(BridgeError, match="wrote a flag other than 0 or 1"):
+            session.step_checked(torch.ones(5, dtype=torch.int64))
+    assert not present(names)
+    assert_gone(session.pids, wait=TIMEOUT)
