@@ -21,6 +21,7 @@ from checked_rl.runtime.bridge.messages import ReplySchema, check_request
 from checked_rl.runtime.bridge.processes import ServerPool
 from checked_rl.runtime.bridge.protocol import ProtocolError
 from checked_rl.runtime.bridge.shared import SharedArrays, layout
+from checked_rl.runtime.contract import ContractViolation
 from checked_rl.runtime.sessions import make_session
 from checked_rl.runtime.sessions.subprocess_envs import SubprocessSession
 from checked_rl.spec.contract import FIELDS
@@ -45,11 +46,13 @@ def gone_within(names: list[str], seconds: float = 10.0) -> bool:
     return not present(names)
 
 
-def bridge(env_id: str, num_servers: int, transport: str, **make_kwargs) -> SubprocessSession:
+def bridge(
+    env_id: str, num_servers: int, transport: str, num_envs: int = 5, **make_kwargs
+) -> SubprocessSession:
     return make_session(
         "gymnasium-subprocess",
         env_id,
-        num_envs=5,
+        num_envs=num_envs,
         num_servers=num_servers,
         transport=transport,
         timeout=TIMEOUT,
@@ -285,3 +288,29 @@ def test_a_flag_other_than_0_or_1_in_a_segment_is_a_bridge_error(tmp_path, monke
             session.step_checked(torch.ones(5, dtype=torch.int64))
     assert not present(names)
     assert_gone(session.pids, wait=TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("env", "what"),
+    [
+        ("IntTruncated-v0", None),
+        ("ArrayFlag-v0", None),
+        ("StrReward-v0", None),
+        ("Hands-v0", "observation:float64"),
+    ],
+)
+def test_values_off_the_usual_path_get_the_in_process_verdict(env, what):
+    env_id = f"tests.faulty_envs:{env}"
+    kwargs = {"what": what} if what else {}
+    verdicts = []
+    for session in (
+        make_session("gymnasium", env_id, num_envs=2, make_kwargs=kwargs),
+        bridge(env_id, 2, "auto", num_envs=2, **kwargs),
+    ):
+        with session:
+            session.reset(seed=0)
+            with pytest.raises(ContractViolation) as caught:
+                for _ in range(5):
+                    session.step_checked(torch.ones(session.num_envs, dtype=torch.int64))
+            verdicts.append(str(caught.value).replace(" (bridge", "")[:120])
+    assert verdicts[0] == verdicts[1]
