@@ -2,7 +2,8 @@
 
 1. Message schemas (`runtime.bridge.messages`): the checks of one `step` (the request on the
    server, the reply on the client) against the peer, one bridge step of `NUM_ENVS` CartPoles
-   on one server (`SubprocessSession.step_checked`, which includes those checks). With
+   on one server over the pipe transport (`SubprocessSession.step_checked`, which includes
+   those checks; the shared-memory transport sends no arrays in its frames). With
    `--jsonschema`, also the same reply header checked by the `jsonschema` library
    (Draft 2020-12, validator built once), when it is installed.
 2. The detailed report of a rejected batch: one NaN in a `REPORT_ENTRIES`-entry observation,
@@ -112,7 +113,9 @@ def main() -> None:
         check_reply("step", reply, reply_arrays, schema)
 
     check = best_seconds(checks, CHECKS_PER_ROUND)
-    session = make_session("gymnasium-subprocess", "CartPole-v1", num_envs=NUM_ENVS, seed=0)
+    session = make_session(
+        "gymnasium-subprocess", "CartPole-v1", num_envs=NUM_ENVS, seed=0, transport="pipe"
+    )
     actions = torch.zeros(NUM_ENVS, dtype=torch.int64)
     step = best_seconds(lambda: session.step_checked(actions), STEPS_PER_ROUND)
     session.close()

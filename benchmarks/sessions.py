@@ -10,7 +10,10 @@ that resets each one when it finishes, and Gymnasium's own `SyncVectorEnv`, both
   CartPole has the default settings (a compiled step at this size, compiled before timing),
   and the script says which path the CPU check takes (the compiled screen or NumPy);
 - the in-process Gymnasium session at `GYM_ENVS` environments;
-- the bridge (`gymnasium-subprocess`) with 1, 2 and 4 servers sharing `GYM_ENVS` environments.
+- the bridge (`gymnasium-subprocess`) with 1, 2 and 4 servers sharing `GYM_ENVS` environments,
+  with its default transport (shared memory), and with 1 server over the pipe; for each, the
+  share of a core the client process uses while it steps (it waits for its servers blocked in
+  the kernel, never spinning, so the servers get the cores).
 
 Every measurement steps with uniformly random actions for at least `SECONDS` seconds after
 `WARMUP` steps, in `ROUNDS` interleaved rounds, and reports the best rate in environment steps
@@ -66,6 +69,17 @@ def steps_per_second(step: Callable[[], object], num_envs: int, seconds: float) 
             step()
         calls += 10
     return calls * num_envs / elapsed
+
+
+def client_cpu_share(step: Callable[[], object], seconds: float) -> float:
+    """The share of one core this process uses while calling `step` for `seconds` (a bridge
+    client that waits for its servers without spinning stays well below 1)."""
+    for _ in range(WARMUP):
+        step()
+    cpu, start = time.process_time(), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+    return (time.process_time() - cpu) / (time.perf_counter() - start)
 
 
 def session_stepper(session: CheckedSession, seed: int = 0) -> Callable[[], object]:
@@ -145,6 +159,9 @@ def measurements_of(
     for servers in SERVERS:
         session = opened("gymnasium-subprocess", GYM_ENVS, num_servers=servers)
         measurements[f"bridge, {servers} server(s)"] = (session_stepper(session), GYM_ENVS)
+    # The default transport is shared memory; the pipe (copies in the frames) for comparison.
+    session = opened("gymnasium-subprocess", GYM_ENVS, num_servers=1, transport="pipe")
+    measurements["bridge, 1 server, pipe"] = (session_stepper(session), GYM_ENVS)
     session = opened("torch", TORCH_ENVS, device=device)
     synchronize = torch.cuda.synchronize if session.device.type == "cuda" else (lambda: None)
     checked = session_stepper(session)
@@ -180,6 +197,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (step, envs) in measurements.items():
                 results[name] = max(results[name], steps_per_second(step, envs, args.seconds))
+        bridges = [name for name in measurements if name.startswith("bridge")]
+        shares = {name: client_cpu_share(measurements[name][0], args.seconds) for name in bridges}
         load = load_line()
 
     peer = results["gymnasium loop"]
@@ -206,9 +225,12 @@ def main() -> None:
         )
         print(f"contract check on the CPU: {path}")
     in_process = results["gymnasium session"]
-    for servers in SERVERS:
-        ratio = results[f"bridge, {servers} server(s)"] / in_process
-        print(f"bridge with {servers} server(s) / in-process Gymnasium session = {ratio:.2f}")
+    for name in bridges:
+        ratio = results[name] / in_process
+        print(
+            f"{name} / in-process Gymnasium session = {ratio:.2f}; "
+            f"the client uses {shares[name]:.0%} of a core meanwhile"
+        )
     one, two = (results[f"bridge, {servers} server(s)"] for servers in (1, 2))
     print(f"targets: 1 server >= 0.8 of in-process ({one / in_process:.2f}); "
           f"2 servers >= 1 server ({two / one:.2f})")

@@ -169,6 +169,16 @@ class ArrayFlag(Drift):
         return observation, reward, terminated, truncated, info
 
 
+class IntTruncated(Drift):
+    """`truncated` is the int 1 at the fault step (not a bool)."""
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, Any, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.fault_step and self._faulty():
+            truncated = 1
+        return observation, reward, terminated, truncated, info
+
+
 class BigEndian(Drift):
     """Every observation is big-endian float32 (`>f4`): legal values, another byte order."""
 
@@ -354,6 +364,7 @@ FAULTY_ENVS = {
     "StrReward-v0": StrReward,
     "ArrayReward-v0": ArrayReward,
     "ArrayFlag-v0": ArrayFlag,
+    "IntTruncated-v0": IntTruncated,
     "BigEndian-v0": BigEndian,
     "Counter16-v0": Counter16,
     "ExitInStep-v0": ExitInStep,

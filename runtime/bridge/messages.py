@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from checked_rl.runtime.bridge.protocol import ALLOWED_DTYPES, COMMANDS, ProtocolError
+from checked_rl.runtime.bridge.shared import SEGMENT_NAME
 
 __all__ = [
     "ERROR_KINDS",
@@ -108,13 +109,15 @@ def check_request(
     arrays: dict[str, np.ndarray],
     num_envs: int,
     action_box: tuple[tuple[int, ...], np.dtype] | None = None,
+    shared: bool = False,
 ) -> tuple[str, Any]:
     """A request of a server with `num_envs` environments, as `(command, argument)`.
 
-    The argument is the seeds of `reset` (None or a list of `num_envs` integers in
-    [0, MAX_SEED) or None each), the actions of `step`, else None: `[K]` of any integer dtype,
-    or, for a server whose action space is a `Box` (`action_box`, its shape `A` and dtype),
-    `[K, *A]` of that dtype.
+    The argument is the segment name of `attach`, the seeds of `reset` (None or a list of
+    `num_envs` integers in [0, MAX_SEED) or None each), the actions of `step`, else None:
+    `[K]` of any integer dtype, or, for a server whose action space is a `Box` (`action_box`,
+    its shape `A` and dtype), `[K, *A]` of that dtype; None for a `step` without arrays to a
+    server with a `shared` segment (the actions are in the segment).
     """
     command = header.get("cmd")
     if command not in COMMANDS:
@@ -135,8 +138,20 @@ def check_request(
             if seed is not None:
                 _integer(f"reset: seeds[{index}]", seed, 0, MAX_SEED)
         return command, seeds
+    if command == "attach":
+        _keys(where, header, {"cmd", "segment"})
+        _arrays(where, arrays, {})
+        segment = header["segment"]
+        if not isinstance(segment, str) or not SEGMENT_NAME.fullmatch(segment):
+            raise ProtocolError(
+                f"attach: expected 'segment' to be a segment name ({SEGMENT_NAME.pattern}), "
+                f"got {clip_text(repr(segment), 200)}"
+            )
+        return command, segment
     _keys(where, header, {"cmd"})
     if command == "step":
+        if shared and not arrays:
+            return command, None
         if "actions" not in arrays:
             raise ProtocolError("step: expected an array 'actions', got none")
         actions = arrays["actions"]
@@ -162,11 +177,14 @@ class ReplySchema:
         num_envs: K, the server's number of environments.
         observation_shape, observation_dtype: the observations' S and dtype, None until
             `describe` has answered (then only `describe` and error replies are accepted).
+        shared: whether the server's step results are in a shared-memory segment, so that a
+            reply to `step` holds no arrays (`runtime.bridge.shared`).
     """
 
     num_envs: int
     observation_shape: tuple[int, ...] | None = None
     observation_dtype: np.dtype | None = None
+    shared: bool = False
 
 
 def check_reply(
@@ -184,7 +202,7 @@ def check_reply(
         _check_describe(where, header, arrays, schema.num_envs)
         return
     _keys(where, header, {"ok"})
-    if command == "close":
+    if command in ("close", "attach") or (command == "step" and schema.shared):
         _arrays(where, arrays, {})
         return
     if schema.observation_shape is None or schema.observation_dtype is None:

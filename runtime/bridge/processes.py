@@ -30,6 +30,8 @@ import numpy as np
 from checked_rl.runtime.bridge.lifeline import CLIENT_VARIABLE, end_server_group
 from checked_rl.runtime.bridge.messages import ReplySchema, check_reply
 from checked_rl.runtime.bridge.protocol import (
+    BARE_REQUESTS,
+    OK_FRAME,
     PREFIX,
     Message,
     ProtocolError,
@@ -122,6 +124,8 @@ class ServerProcess:
         self.first_env = first_env
         self.num_envs = num_envs
         self.schema = ReplySchema(num_envs)
+        self.shared: Any = None
+        """The server's `runtime.bridge.shared.SharedArrays`, if it has one; `kill` releases it."""
         arguments = ["--env-id", env_id, "--num-envs", str(num_envs)]
         self.process = subprocess.Popen(
             [*server_command, *arguments, "--make-kwargs", make_kwargs_json],
@@ -171,6 +175,8 @@ class ServerProcess:
         """Read one frame before `deadline`; return its header and arrays."""
         prefix = self._read(PREFIX.size, deadline)
         body = self._read(decode_prefix(prefix), deadline)
+        if prefix + body == OK_FRAME:  # the usual reply, as `decode_body` would give it
+            return {"ok": True}, {}
         return decode_body(prefix, body)
 
     def failure(self, summary: str, *, kill: bool) -> BridgeError:
@@ -208,6 +214,8 @@ class ServerProcess:
         end_server_group(self.process, grace)
         for selector in self._selectors.values():
             selector.close()
+        if self.shared is not None:
+            self.shared.release()
 
     def _read(self, size: int, deadline: float) -> bytes:
         while len(self._buffer) < size:
@@ -312,8 +320,12 @@ class ServerPool:
         server = self.servers[0]
         try:
             for position, server in enumerate(self.servers):
-                header = {"cmd": command, **(headers[position] if headers else {})}
-                server.send(encode_frame(header, arrays[position] if arrays else None), deadline)
+                if headers or arrays:
+                    header = {"cmd": command, **(headers[position] if headers else {})}
+                    frame = encode_frame(header, arrays[position] if arrays else None)
+                else:
+                    frame = BARE_REQUESTS[command]
+                server.send(frame, deadline)
             replies = []
             for server in self.servers:
                 header, arrays = server.receive(deadline)
@@ -340,7 +352,7 @@ class ServerPool:
         per server where environments' `close()` raised, `ServerProcess.stop`'s report."""
         errors = []
         if not self.closed:
-            frame = encode_frame({"cmd": "close"})
+            frame = BARE_REQUESTS["close"]
             for server in self.servers:
                 error = server.stop(frame, min(self.timeout, SHUTDOWN_GRACE))
                 if error is not None:

@@ -20,6 +20,10 @@ Requests (client to server) and their replies:
   a JSON record with its `type` (Gymnasium class name) and, for a `Box`, `shape`, `dtype` and the
   arrays `low`, `high` (`action_low`, `action_high` for the action space); for a `Discrete`,
   `n` and `start`.
+- `attach`: header `segment`, the name of a shared-memory segment laid out by
+  `runtime.bridge.shared.layout`; reply `{"ok": true}`. From then on a `step` request without
+  arrays takes its actions from the segment and its reply, without arrays, leaves the results
+  there (`runtime.bridge.shared` has the sequence).
 - `reset`: header `seeds` (a list of K integers, or null); reply array `observation` `[K, *S]`.
 - `step`: array `actions`, `[K]` int64 (a `Discrete` action space) or `[K, *A]` of the
   action `Box`'s dtype, finite and clipped into the box (a `Box` action space); reply arrays
@@ -41,12 +45,14 @@ import numpy as np
 
 __all__ = [
     "ALLOWED_DTYPES",
+    "BARE_REQUESTS",
     "COMMANDS",
     "MAGIC",
     "MAX_DIMENSIONS",
     "MAX_FRAME_BYTES",
     "MAX_HEADER_BYTES",
     "MAX_INTEGER_DIGITS",
+    "OK_FRAME",
     "PREFIX",
     "VERSION",
     "Message",
@@ -65,7 +71,7 @@ MAX_INTEGER_DIGITS = 20
 """Digits an integer of a header may have (2**64 has 20): a 5000-digit one is refused."""
 MAX_DIMENSIONS = 32
 """Dimensions an array of a frame may have."""
-COMMANDS = ("describe", "reset", "step", "close")
+COMMANDS = ("describe", "attach", "reset", "step", "close")
 _WIRE_DTYPES = {
     np.dtype(name).newbyteorder("<").str: np.dtype(name).newbyteorder("<")
     for name in (
@@ -264,3 +270,10 @@ def _reject_constant(name: str) -> None:
 
 def _frame_size(header_size: int, payload_size: int) -> int:
     return PREFIX.size + header_size + payload_size
+
+
+OK_FRAME = encode_frame({"ok": True})
+"""The frame of a reply without fields or arrays (a step's with a shared segment)."""
+
+BARE_REQUESTS = {command: encode_frame({"cmd": command}) for command in COMMANDS}
+"""The frame of each request without fields or arrays."""

@@ -29,23 +29,27 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import gymnasium as gym
 import numpy as np
 
+from checked_rl.runtime.bridge.channel import claim_channel, read_exact
+from checked_rl.runtime.bridge.failures import EnvironmentFailure, call_env, obeyed
 from checked_rl.runtime.bridge.lifeline import end_group, watch_client
 from checked_rl.runtime.bridge.messages import check_request, clip_text
 from checked_rl.runtime.bridge.protocol import (
+    BARE_REQUESTS,
+    OK_FRAME,
     PREFIX,
     ProtocolError,
     decode_body,
     decode_prefix,
     encode_frame,
 )
+from checked_rl.runtime.bridge.shared import SharedArrays, layout
 from checked_rl.spec import host_values
-from checked_rl.spec.contract import Violation
 
 __all__ = ["GymServer", "describe_space", "main"]
 
@@ -54,6 +58,9 @@ EXIT_CLOSED = 0
 
 EXIT_MAKE_FAILED = 1
 """Exit code after `close` when the environments could not be made."""
+
+BARE_STEP = BARE_REQUESTS["step"][PREFIX.size :]
+"""The body of a `step` request without arrays (the client's with a shared segment)."""
 
 EXIT_BAD_FRAME = 3
 """Exit code after a frame that could not be parsed (the reason was sent as a reply)."""
@@ -98,14 +105,19 @@ class GymServer:
         space = self.envs[0].observation_space
         self.observation_shape = tuple(getattr(space, "shape", None) or ())
         self.observation_dtype = np.dtype(getattr(space, "dtype", None) or np.float32)
+        self.shared: SharedArrays | None = None
 
     def handle(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         """Serve one decoded request; return the reply frame (an error reply if it fails)."""
         command = header.get("cmd")
         try:
-            command, argument = check_request(header, arrays, len(self.envs), self.action_box)
+            command, argument = check_request(
+                header, arrays, len(self.envs), self.action_box, self.shared is not None
+            )
             if command == "describe":
                 return self.describe()
+            if command == "attach":
+                return self.attach(argument)
             if command == "reset":
                 return self.reset(argument)
             if command == "step":
@@ -135,6 +147,19 @@ class GymServer:
         }
         return encode_frame(header, observation_arrays | arrays)
 
+    def attach(self, name: str) -> bytes:
+        """Map the client's shared-memory segment `name`; later steps without arrays use it."""
+        if self.shared is not None:
+            return error_reply("attach: a segment is attached already", "protocol")
+        observation = (self.observation_shape, self.observation_dtype)
+        try:
+            self.shared = SharedArrays.attach(
+                name, *layout(len(self.envs), observation, self.action_box)
+            )
+        except (OSError, ValueError) as error:
+            return error_reply(f"attach: cannot map segment {name!r}: {error}", "internal")
+        return OK_FRAME
+
     def reset(self, seeds: list[int | None] | None) -> bytes:
         """Reset every environment, environment i with `seeds[i]` when seeds are given."""
         seeds = seeds or [None] * len(self.envs)
@@ -145,21 +170,39 @@ class GymServer:
             observations.append(obeyed(checked)[0])
         return encode_frame({"ok": True}, {"observation": self._stack("observation", observations)})
 
-    def step(self, actions: np.ndarray) -> bytes:
-        """Step every environment; reset in the same step those that finish."""
+    def step(self, actions: np.ndarray | None) -> bytes:
+        """Step every environment; reset in the same step those that finish.
+
+        `actions` None: they are in the shared segment, and so go the results."""
+        shared = None if actions is not None else self.shared.arrays
+        if shared is not None:
+            actions = shared["actions"].copy()
         self._check_actions(actions)
         final, rewards, terminated, truncated, current = [], [], [], [], []
         rows = actions.tolist() if self.action_box is None else [row.copy() for row in actions]
         for index, (env, action) in enumerate(zip(self.envs, rows, strict=True)):
-            result = call_env(index, f"step (action {action})", lambda e=env, a=action: e.step(a))
-            at = {"env": index, "step": 0}
-            observation, reward, term, trunc, _ = obeyed(
-                host_values.result_value(result, "step", **at)
-            )
-            final.append(observation)
-            rewards.append(obeyed(host_values.reward_value(reward, **at)))
-            terminated.append(obeyed(host_values.flag_value(term, "terminated", **at)))
-            truncated.append(obeyed(host_values.flag_value(trunc, "truncated", **at)))
+            result = call_env(index, "step", lambda e=env, a=action: e.step(a), action)
+            if (  # the usual result, which the rules below leave as it is (but a float reward)
+                type(result) is tuple
+                and len(result) == 5
+                and isinstance(result[1], float | np.floating)
+                and type(result[2]) is bool
+                and type(result[3]) is bool
+            ):
+                observation, reward, term, trunc, _ = result
+                final.append(observation)
+                rewards.append(float(reward))
+                terminated.append(term)
+                truncated.append(trunc)
+            else:
+                at = {"env": index, "step": 0}
+                observation, reward, term, trunc, _ = obeyed(
+                    host_values.result_value(result, "step", **at)
+                )
+                final.append(observation)
+                rewards.append(obeyed(host_values.reward_value(reward, **at)))
+                terminated.append(obeyed(host_values.flag_value(term, "terminated", **at)))
+                truncated.append(obeyed(host_values.flag_value(trunc, "truncated", **at)))
             if terminated[-1] or truncated[-1]:
                 result = call_env(index, "auto-reset", lambda e=env: e.reset())
                 observation = obeyed(
@@ -173,7 +216,11 @@ class GymServer:
             "truncated": np.asarray(truncated, dtype=bool),
             "observation": self._stack("observation", current),
         }
-        return encode_frame({"ok": True}, arrays)
+        if shared is None:
+            return encode_frame({"ok": True}, arrays)
+        for name, array in arrays.items():
+            shared[name][...] = array
+        return OK_FRAME
 
     def close(self) -> bytes:
         """Close every environment; reply with the first whose `close()` raised, if any."""
@@ -192,6 +239,10 @@ class GymServer:
     def _check_actions(self, actions: np.ndarray) -> None:
         space = self.envs[0].action_space
         if isinstance(space, gym.spaces.Discrete):
+            if space.start <= actions.min(initial=space.start) and actions.max(
+                initial=space.start
+            ) < (space.start + space.n):
+                return
             outside = np.flatnonzero((actions < space.start) | (actions >= space.start + space.n))
             if outside.size:
                 index = int(outside[0])
@@ -216,6 +267,12 @@ class GymServer:
     ) -> np.ndarray:
         """Stack observations `[K, *S]` of the observation space's shape and dtype, or raise
         the contract failure of the first at fault (`spec.host_values.observation_value`)."""
+        shape, dtype = self.observation_shape, self.observation_dtype
+        if all(
+            type(each) is np.ndarray and each.shape == shape and each.dtype == dtype
+            for each in observations
+        ):  # what the rule leaves as it is (an equal dtype is in native byte order)
+            return np.stack(observations)
         arrays = [
             obeyed(
                 host_values.observation_value(
@@ -232,90 +289,9 @@ class GymServer:
         return np.stack(arrays)
 
 
-class EnvironmentFailure(Exception):
-    """A failure of one environment, carried to the client as an error reply.
-
-    Args:
-        message: what happened, without saying which environment (the client knows its index).
-        kind: "environment" (it raised) or "contract" (it handed over a value that breaks the
-            rules of `spec.host_values`).
-        env: the environment's index on this server.
-        fields: more header fields for the reply.
-    """
-
-    def __init__(self, message: str, kind: str, *, env: int, **fields: Any) -> None:
-        super().__init__(clip_text(message))
-        self.kind = kind
-        self.fields = {"env": env, **fields}
-
-
-def call_env(index: int, what: str, call: Callable[[], Any]) -> Any:
-    """`call()`, an environment's method; whatever it raises becomes `EnvironmentFailure`."""
-    try:
-        return call()
-    except BaseException as error:
-        trace = "".join(traceback.format_exception(error))
-        print(trace, file=sys.stderr, end="")
-        raise EnvironmentFailure(
-            f"{type(error).__name__}: {error}",
-            "environment",
-            env=index,
-            call=clip_text(what),
-            traceback=clip_text(trace),
-        ) from None
-
-
-def obeyed(checked: tuple[Any, Violation | None]) -> Any:
-    """The value of a `spec.host_values` rule, or the contract failure of its violation.
-
-    The violation travels as its fields; `at_step` says whether it names the step (the client
-    knows which), and a shape travels as a list, anything else as text.
-    """
-    value, violation = checked
-    if violation is None:
-        return value
-    found = violation.value
-    record = {
-        "kind": violation.kind,
-        "field": violation.field,
-        "at_step": violation.step is not None,
-        "value": [int(n) for n in found] if violation.kind == "shape" else clip_text(str(found)),
-        "bound": clip_text(violation.bound),
-    }
-    raise EnvironmentFailure(violation.message, "contract", env=violation.env, violation=record)
-
-
 def error_reply(message: str, kind: str, **fields: Any) -> bytes:
     """The frame of a failed request: `{"ok": false, "error", "kind", ...fields}`."""
     return encode_frame({"ok": False, "error": clip_text(message), "kind": kind, **fields})
-
-
-def read_exact(stream: BinaryIO, size: int) -> bytes | None:
-    """Read exactly `size` bytes; None at end of file before the first byte."""
-    chunks = []
-    remaining = size
-    while remaining:
-        chunk = stream.read(remaining)
-        if not chunk:
-            if remaining == size:
-                return None
-            raise ProtocolError(f"bad frame: stream ended {remaining} bytes short of {size}")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def claim_channel() -> tuple[BinaryIO, BinaryIO]:
-    """Keep descriptors 0 and 1 for the protocol; send later prints to stderr."""
-    channel_in = os.fdopen(os.dup(0), "rb")
-    channel_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    sys.stdout.reconfigure(line_buffering=True)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    return channel_in, channel_out
 
 
 def serve(
@@ -342,7 +318,8 @@ def serve(
             channel_out.write(error_reply(str(error), "protocol"))
             return EXIT_BAD_FRAME
         try:
-            header, arrays = decode_body(prefix, body)
+            bare = body == BARE_STEP
+            header, arrays = ({"cmd": "step"}, {}) if bare else decode_body(prefix, body)
         except ProtocolError as error:
             channel_out.write(error_reply(str(error), "protocol"))
             continue

@@ -112,8 +112,8 @@ def make_session(
             `max_episode_steps` for CartPole), and for `torch` also keyword arguments of the
             environment's constructor (e.g. `reset_noise="gymnasium"`); Gymnasium kinds:
             keyword arguments of `gymnasium.make`.
-        options: passed on to the session's constructor (e.g. `contract=`, or `num_servers=`
-            and `timeout=` for `gymnasium-subprocess`; `vectorization_mode=` and
+        options: passed on to the session's constructor (e.g. `contract=`, or `num_servers=`,
+            `timeout=` and `transport=` for `gymnasium-subprocess`; `vectorization_mode=` and
             `autoreset_mode=` for `gymnasium-vector` (see `VectorSession.from_id`), or
             `vector_env=` an existing `gymnasium.vector.VectorEnv`, then `env_id` is unused and
             `num_envs` must be 1 or its `num_envs`).

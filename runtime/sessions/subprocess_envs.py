@@ -8,6 +8,7 @@ environments are arbitrary Python objects in other processes, so the session can
 their state: `state_dict` and `load_state_dict` raise `StateNotCapturedError`.
 """
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from checked_rl.runtime.bridge.processes import (
     ServerProcess,
 )
 from checked_rl.runtime.bridge.protocol import Message
+from checked_rl.runtime.bridge.shared import SharedArrays, layout
 from checked_rl.runtime.contract import Contract, ContractViolation
 from checked_rl.runtime.envs.base import EnvStep
 from checked_rl.runtime.sessions.base import (
@@ -35,7 +37,18 @@ from checked_rl.runtime.sessions.base import (
 )
 from checked_rl.spec.contract import Violation
 
-__all__ = ["DEFAULT_TIMEOUT", "BridgeError", "SubprocessSession", "space_from_description"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TRANSPORTS",
+    "BridgeError",
+    "SubprocessSession",
+    "space_from_description",
+]
+
+TRANSPORTS = ("auto", "shared-memory", "pipe")
+"""The values of `SubprocessSession(transport=...)`."""
+
+FLAGS = ("terminated", "truncated")
 
 
 class SubprocessSession(CheckedSession):
@@ -58,6 +71,12 @@ class SubprocessSession(CheckedSession):
         device: where the returned tensors live.
         reward_dtype: the floating dtype of rewards (float32, as in the in-process session).
         contract: the contract (default: `Contract.from_spaces` of the servers' spaces).
+        transport: how a step's actions and results travel: "shared-memory" (a segment per
+            server, `runtime.bridge.shared`; the frames carry only commands, errors and the
+            hand-over), "pipe" (copies inside the frames), or "auto" (the default): shared
+            memory where the spaces have a fixed shape and dtype (a `Box` observation, a `Box`
+            or `Discrete` action) and every server could map its segment, else the pipe. The
+            attribute `transport` says which one the session uses.
 
     Raises:
         BridgeError: a server could not start, make its environments, or answer in time.
@@ -91,7 +110,13 @@ class SubprocessSession(CheckedSession):
         device: torch.device | str = "cpu",
         reward_dtype: torch.dtype = torch.float32,
         contract: Contract | None = None,
+        transport: str = "auto",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(
+                f"SubprocessSession: transport must be one of {list(TRANSPORTS)}, "
+                f"got {transport!r}"
+            )
         try:
             make_kwargs_json = json.dumps(make_kwargs or {}, allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -114,6 +139,8 @@ class SubprocessSession(CheckedSession):
                 server.schema = ReplySchema(
                     server.num_envs, observation_space.shape, observation_space.dtype
                 )
+            if transport != "pipe":
+                transport = self._share(pool, observation_space, action_space, transport)
         except BaseException:
             pool.kill()
             raise
@@ -122,6 +149,7 @@ class SubprocessSession(CheckedSession):
         self.name = header["name"]
         self.reward_dtype = reward_dtype
         self.pool = pool
+        self.transport = transport
         self._current: Tensor | None = None
 
     @property
@@ -139,6 +167,42 @@ class SubprocessSession(CheckedSession):
                 )
         return replies[0]
 
+    @staticmethod
+    def _share(
+        pool: ServerPool, observations: gymnasium.Space, actions: gymnasium.Space, wanted: str
+    ) -> str:
+        """Give every server a shared-memory segment; return the transport this gives.
+
+        "shared-memory" once every server has attached (the segments' names are then removed);
+        "pipe" (every segment released) if a segment cannot be made or mapped and `wanted` is
+        "auto"; else such a failure is a `BridgeError`."""
+        box = None
+        if isinstance(actions, gymnasium.spaces.Box):
+            box = (actions.shape, actions.dtype)
+        observation = (observations.shape, observations.dtype)
+        try:
+            for server in pool.servers:
+                server.shared = SharedArrays.create(*layout(server.num_envs, observation, box))
+        except OSError as error:
+            if wanted != "auto":
+                raise BridgeError(f"bridge: cannot create shared memory: {error}") from error
+        else:
+            headers = [{"segment": server.shared.name} for server in pool.servers]
+            replies = pool.request("attach", headers)
+            refusal = next((header for header, _ in replies if not header["ok"]), None)
+            if refusal is None:
+                for server in pool.servers:
+                    server.shared.unlink()
+                    server.schema = dataclasses.replace(server.schema, shared=True)
+                return "shared-memory"
+            if wanted != "auto":
+                raise BridgeError(f"bridge: a server could not attach: {refusal['error']}")
+        for server in pool.servers:
+            if server.shared is not None:
+                server.shared.release()
+                server.shared = None
+        return "pipe"
+
     def _reset(self, seed: int | None) -> Tensor:
         headers = [
             {"seeds": None if seed is None else [seed + i for i in range(part.start, part.stop)]}
@@ -150,6 +214,8 @@ class SubprocessSession(CheckedSession):
 
     def _step(self, actions: Tensor, step: int) -> EnvStep:
         host = actions.cpu().numpy()
+        if self.transport == "shared-memory":
+            return self._shared_step(host, step)
         arrays = [{"actions": host[part]} for part in self.pool.slices]
         replies = self._request("step", step, arrays=arrays)
         self._current = self._gather(replies, "observation")
@@ -158,6 +224,32 @@ class SubprocessSession(CheckedSession):
             reward=self._gather(replies, "reward").to(self.reward_dtype),
             terminated=self._gather(replies, "terminated"),
             truncated=self._gather(replies, "truncated"),
+        )
+
+    def _shared_step(self, host: np.ndarray, step: int) -> EnvStep:
+        """`_step` through the servers' segments: actions in, a bare `step` frame each way,
+        results copied out."""
+        servers = self.pool.servers
+        for server, part in zip(servers, self.pool.slices, strict=True):
+            np.copyto(server.shared.arrays["actions"], host[part], casting="no")
+        self._request("step", step)
+        results = {}
+        for name in ("next_observation", "observation", "reward", "terminated", "truncated"):
+            parts = [server.shared.arrays[name] for server in servers]
+            array = parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+            results[name] = torch.from_numpy(array).to(self.device)
+        for server in servers:
+            flags = (server.shared.arrays[name].view(np.uint8) for name in FLAGS)
+            if np.bitwise_or(*flags).max(initial=0) > 1:
+                error = server.failure("wrote a flag other than 0 or 1 in its segment", kill=True)
+                self.pool.kill()
+                raise error
+        self._current = results["observation"]
+        return EnvStep(
+            next_observation=results["next_observation"],
+            reward=results["reward"].to(self.reward_dtype),
+            terminated=results["terminated"],
+            truncated=results["truncated"],
         )
 
     def _observe(self) -> Tensor:
