@@ -194,3 +194,12 @@ def test_rank_states_are_validated() -> None:
                 {"world_size": True, "ranks": []}, [], {"world_size": 2}):
         with pytest.raises(TypeError):
             validate_rank_states(bad)
+
+
+def test_normalisation_is_refused_with_more_than_one_rank(tmp_path: Path) -> None:
+    done = _run([*COMMAND, "train", "--nproc", "2", "--normalize-rewards", "--updates", "1",
+                 "--quiet"], tmp_path)
+    assert done.returncode == 2, done.stderr
+    message = "--normalize-observations and --normalize-rewards take one rank only"
+    assert done.stderr.count(message) == 1, done.stderr
+    assert "Traceback" not in done.stderr

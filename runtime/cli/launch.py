@@ -23,7 +23,8 @@ from typing import Any
 
 from checked_rl.runtime.cli import CLIError
 
-__all__ = ["NPROC_OPTION", "add_nproc_option", "join_if_launched", "run_nproc", "torchrun_args"]
+__all__ = ["NPROC_OPTION", "add_nproc_option", "join_if_launched",
+           "refuse_normalization_across_ranks", "run_nproc", "torchrun_args"]
 
 NPROC_OPTION = "--nproc"
 
@@ -114,3 +115,15 @@ def join_if_launched(device: Any) -> Any:
         return join(device)
     except ValueError as error:
         raise CLIError(str(error)) from None
+
+
+def refuse_normalization_across_ranks() -> None:
+    """Under torchrun with more than one rank, running normalisation is refused: each rank would
+    keep statistics of its own environments, and a checkpoint holds rank 0's only. Rank 0 says
+    so in one line (`CLIError`); the other ranks exit with the same code without repeating it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    if os.environ.get("RANK", "0") == "0":
+        raise CLIError("--normalize-observations and --normalize-rewards take one rank only: "
+                       "each rank would keep statistics of its own environments")
+    raise SystemExit(2)

@@ -20,7 +20,12 @@ from checked_rl.runtime.bridge import BridgeError
 from checked_rl.runtime.cli import CLIError, one_line
 from checked_rl.runtime.cli.config_options import add_config_options, config_overrides
 from checked_rl.runtime.cli.env_ids import EnvIdError, checkpoint_env_id
-from checked_rl.runtime.cli.launch import add_nproc_option, join_if_launched, run_nproc
+from checked_rl.runtime.cli.launch import (
+    add_nproc_option,
+    join_if_launched,
+    refuse_normalization_across_ranks,
+    run_nproc,
+)
 from checked_rl.runtime.cli.loading import (
     check_memory,
     device_option,
@@ -115,6 +120,8 @@ def run_train(args: argparse.Namespace) -> int:
             env_id = env_id_option(DEFAULT_ENV_ID if args.env_id is None else args.env_id)
     except (ValueError, TypeError, CheckpointError, EnvIdError) as error:
         raise CLIError(str(error)) from None
+    if launched() and (config.normalize_observations or config.normalize_rewards):
+        refuse_normalization_across_ranks()
     kind = session_kind(args.kind or run.get("kind", "torch"))
     device = device_option(args.device or run.get("device", "cpu"))
     parallel = join_if_launched(device)
