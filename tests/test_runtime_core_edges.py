@@ -71,7 +71,7 @@ def test_returns_size_their_chunks_by_the_rollout(n_steps: int, num_envs: int) -
     rollout = _rollout((n_steps, num_envs), torch.float64)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scans, "scratch_buffers", spy)
-        returns.gae(**rollout, gamma=0.9, lam=0.8)
+        returns.scanned_gae(**rollout, gamma=0.9, lam=0.8)
         returns.discounted_returns(**_without(rollout, "values"), gamma=0.9)
     piece = scans.steps_within(scans.PIECE_ELEMENTS, num_envs)
     assert sizes == [
