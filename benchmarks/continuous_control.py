@@ -203,6 +203,11 @@ def _sb3_policy(model: Any, normalizer: Any) -> Callable[[Tensor], tuple[Tensor,
             scores = distribution.mean
         return scores, policy.predict_values(inputs)[:, 0]
 
+    shape = getattr(model.action_space, "shape", ())
+    if shape:  # a Box: `evaluate` steps the head's greedy action, the Gaussian's mean
+        from checked_rl.runtime.ppo.heads import GaussianHead
+
+        forward.head = GaussianHead(tuple(shape))  # type: ignore[attr-defined]
     return forward
 
 
@@ -216,7 +221,7 @@ def _median(rows: list[Row], budget: float) -> float:
     return statistics.median(r.seconds if r.solved else max(budget, r.seconds) for r in rows)
 
 
-def run_task(env_id: str, seeds: list[int], budget: float, peer: int) -> None:
+def run_task(env_id: str, seeds: list[int], budget: float, peer: int, mine: bool = True) -> None:
     """Both learners on every seed of one task; prints a row per seed and the summary."""
     config = ENV_PRESETS[env_id].config
     print(f"\n{env_id}: solved at {config.solved_return:g} on {config.eval_episodes} held-out "
@@ -227,12 +232,12 @@ def run_task(env_id: str, seeds: list[int], budget: float, peer: int) -> None:
     print(f"{'seed':>4}  {'checked-rl preset':>42}  {'Stable-Baselines3 (RL Zoo)':>42}")
     rows = []
     for seed in seeds:
-        mine = ours(env_id, seed, budget)
+        own = ours(env_id, seed, budget) if mine else Row(False, 0, math.nan, "not run")
         theirs = (stable_baselines3(env_id, seed, budget, peer) if peer
                   else Row(False, 0, math.nan, "not run"))
-        rows.append((mine, theirs))
-        print(f"{seed:>4}  {_cell(mine):>42}  {_cell(theirs):>42}", flush=True)
-    mine_median = _median([r[0] for r in rows], budget)
+        rows.append((own, theirs))
+        print(f"{seed:>4}  {_cell(own):>42}  {_cell(theirs):>42}", flush=True)
+    mine_median = _median([r[0] for r in rows], budget) if mine else math.nan
     theirs_median = _median([r[1] for r in rows], budget) if peer else math.nan
     ratio = mine_median / theirs_median if peer else math.nan
     target = TARGETS[env_id]
@@ -254,15 +259,19 @@ def main() -> None:
                         help=f"torch threads of Stable-Baselines3 (default: torch's own, "
                              f"{DEFAULT_THREADS} here; 1 on a machine with more runnable "
                              f"processes than cores, where spinning thread pools stall)")
+    parser.add_argument("--learners", nargs="+", default=["ours", "peer"],
+                        choices=["ours", "peer"], help="run only these (default: both)")
     add_load_option(parser)
     args = parser.parse_args()
-    peer = args.peer_threads if optional_module("stable_baselines3") is not None else 0
+    peer = 0
+    if "peer" in args.learners and optional_module("stable_baselines3") is not None:
+        peer = args.peer_threads
     with condition(args.load) as setting:
         print(f"{setting}; training wall time only (evaluations left out for both); torch "
               f"threads: ours 1 (its config), Stable-Baselines3 {args.peer_threads}")
         print(load_line())
         for env_id in args.tasks:
-            run_task(env_id, args.seeds, args.budget, peer)
+            run_task(env_id, args.seeds, args.budget, peer, "ours" in args.learners)
 
 
 if __name__ == "__main__":

@@ -75,13 +75,13 @@ class Resolved:
 def registry_limits(env_id: str) -> tuple[float | None, int | None]:
     """(solved threshold, episode step limit) of `env_id` in Gymnasium's registry.
 
-    The threshold is `reward_threshold`, or `SOLVED_OVERRIDES[env_id]`; either is None when the
-    registry does not know the id or has no value for it.
+    The threshold is `reward_threshold`, or else `SOLVED_OVERRIDES[env_id]`; both are None for
+    an id the registry does not know, the threshold also when neither has a value.
     """
     try:
         spec = gymnasium.spec(env_id)
     except Exception:  # an unregistered id, or a module:Name whose module does not import
-        return SOLVED_OVERRIDES.get(env_id), None
+        return None, None
     threshold = spec.reward_threshold
     if threshold is None:
         threshold = SOLVED_OVERRIDES.get(env_id)
