@@ -1,7 +1,7 @@
-"""Properties of the PPO loss: a batched implementation agrees with `spec.ppo.ppo_loss`, term by
-term, and its autograd gradient agrees with central finite differences of the spec's loss; the
-terms obey the laws of the paper (the clipped objective is a pessimistic bound, the KL estimate
-is never negative, clipping the value loss never lowers it).
+"""Properties of the PPO loss: a batched implementation agrees with `spec.ppo.ppo_loss` (or,
+from log-probabilities and entropies, with `spec.ppo.ppo_loss_from_log_probs`), term by term,
+and its autograd gradient agrees with central finite differences of the spec's loss. The laws
+of the paper are in `properties.ppo_laws`.
 
 What the properties assume of their inputs: minibatches of `ppo_minibatches` (finite logits
 `[B, A]`, an old policy within `POLICY_DRIFT` of the current one per logit, so ratios in
@@ -11,7 +11,9 @@ spec's formulas, whatever its order of operations, away from the kinks named bel
 ratio exactly on `1 +- eps` is not clipped.
 
 The implementation under test has `runtime.ppo.loss.ppo_loss`' interface: keyword tensors
-(`logits [B, A]`, `actions [B]`, the rest `[B]`) and settings, returning `(total, stats)` with
+(`logits [B, A]`, `actions [B]`, the rest `[B]`) and settings, or
+`ppo_loss_from_log_probs`' (`new_log_probs [B]` and `entropies [B]` in place of logits and
+actions), returning `(total, stats)` with
 `stats.policy_loss, value_loss, entropy, approx_kl, clip_fraction`.
 
 Tolerances (`properties.tolerances`): losses are compared as
@@ -37,25 +39,22 @@ from checked_rl.properties.tolerances import (
     FD_STEP,
     FD_TOL,
     KINK_MARGIN,
-    LAW_TOL,
     assert_close,
     round_fields,
     round_to_dtype,
     rtol_for,
 )
 from checked_rl.spec import ppo as spec_ppo
-from checked_rl.spec.distributions import log_prob
+from checked_rl.spec.distributions import entropy, log_prob
 
 __all__ = [
     "FD_STEP",
     "FD_TOL",
     "KINK_MARGIN",
-    "LAW_TOL",
-    "approx_kl_is_nonnegative",
     "clip_fraction_matches_spec",
-    "clipped_surrogate_is_pessimistic",
-    "clipped_value_loss_bounds_unclipped",
     "ppo_gradient_matches_finite_differences",
+    "ppo_log_prob_gradient_matches_finite_differences",
+    "ppo_loss_from_log_probs_matches_spec",
     "ppo_loss_matches_spec",
     "ppo_loss_rejects_mismatched_arguments",
 ]
@@ -144,30 +143,73 @@ def ppo_loss_matches_spec(
         batch = round_fields(batch, _FLOAT_FIELDS, dtype)
         assume(_ratio_margin(batch) > KINK_MARGIN)
         total, stats = ppo_loss(**_tensors(batch, dtype, device), **_settings(batch))
-        want_total, want_stats = _spec_loss(batch)
-        rtol = rtol_for(dtype)
-        # Sizes of the summed terms: |r A| <= e^2 |A|, squared errors, entropies <= log A.
-        scale = (
-            10.0 * np.abs(batch.advantages).mean()
-            + np.mean((np.abs(batch.values) + np.abs(batch.returns) + 4.0) ** 2)
-            + np.log(batch.logits.shape[1])
-            + np.abs(batch.logits).max()
-        )
-        for name, got, want in [
-            ("total", total, want_total),
-            *((n, getattr(stats, n), getattr(want_stats, n)) for n in _STATS),
-        ]:
-            got = float(got)
-            if name == "clip_fraction":  # compare the counts: exact integers in every dtype
-                n_samples = batch.actions.size
-                assert round(got * n_samples) == round(want * n_samples), (
-                    f"clip_fraction: got {got!r}, spec {want!r}"
-                )
-                continue
-            assert_close(np.float64(got), np.float64(want), scale=scale, rtol=rtol, what=name)
+        _assert_matches(total, stats, _spec_loss(batch), batch, dtype)
 
     return prop
 
+
+def _log_prob_arrays(batch: PPOMinibatch, dtype: torch.dtype) -> dict[str, np.ndarray]:
+    """The arrays of `batch` in `ppo_loss_from_log_probs`' form (the logits' log-probabilities
+    of the actions and their entropies instead of logits and actions), rounded to `dtype`."""
+    arrays = {f: getattr(batch, f) for f in _FLOAT_FIELDS if f != "logits"}
+    arrays.update(new_log_probs=log_prob(batch.logits, batch.actions),
+                  entropies=entropy(batch.logits))
+    return {name: round_to_dtype(array, dtype) for name, array in arrays.items()}
+
+
+def _assert_matches(
+    total: torch.Tensor, stats: tuple, want: tuple[float, spec_ppo.PPOStats],
+    batch: PPOMinibatch, dtype: torch.dtype,
+) -> None:
+    """The total and every statistic of an implementation agree with the spec's `want`."""
+    want_total, want_stats = want
+    # Sizes of the summed terms: |r A| <= e^2 |A|, squared errors, entropies <= log A.
+    scale = (
+        10.0 * np.abs(batch.advantages).mean()
+        + np.mean((np.abs(batch.values) + np.abs(batch.returns) + 4.0) ** 2)
+        + np.log(batch.logits.shape[1])
+        + np.abs(batch.logits).max()
+    )
+    for name, got, expected in [
+        ("total", total, want_total),
+        *((n, getattr(stats, n), getattr(want_stats, n)) for n in _STATS),
+    ]:
+        got = float(got)
+        if name == "clip_fraction":  # compare the counts: exact integers in every dtype
+            n_samples = batch.actions.size
+            assert round(got * n_samples) == round(expected * n_samples), (
+                f"clip_fraction: got {got!r}, spec {expected!r}"
+            )
+            continue
+        assert_close(np.float64(got), np.float64(expected), scale=scale, rtol=rtol_for(dtype),
+                     what=name)
+
+
+def ppo_loss_from_log_probs_matches_spec(
+    ppo_loss_from_log_probs: Callable[..., tuple[torch.Tensor, tuple]],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """A batched loss from log-probabilities agrees with `spec.ppo.ppo_loss_from_log_probs`:
+    the total and every statistic.
+
+    Assumes `ppo_minibatches` turned into log-probabilities and entropies of their logits (so
+    ratios in `[e^-2, e^2]`), with no ratio within `KINK_MARGIN` of a clip bound; accepts any
+    order of operations of the spec's formulas.
+    """
+
+    @given(batch=ppo_minibatches())
+    def prop(batch: PPOMinibatch) -> None:
+        arrays = _log_prob_arrays(batch, dtype)
+        ratio = np.exp(arrays["new_log_probs"] - arrays["old_log_probs"])
+        assume(np.min(np.abs(np.abs(ratio - 1.0) - batch.clip_coef)) > KINK_MARGIN)
+        tensors = {n: torch.tensor(a, dtype=dtype, device=device) for n, a in arrays.items()}
+        total, stats = ppo_loss_from_log_probs(**tensors, **_settings(batch))
+        want = spec_ppo.ppo_loss_from_log_probs(**arrays, **_settings(batch))
+        _assert_matches(total, stats, want, batch, dtype)
+
+    return prop
 
 
 def clip_fraction_matches_spec(
@@ -227,6 +269,27 @@ def clip_fraction_matches_spec(
     return prop
 
 
+def _assert_gradient(
+    gradients: dict[str, torch.Tensor], arrays: dict[str, np.ndarray],
+    spec_total: Callable[[dict[str, np.ndarray]], float],
+) -> None:
+    """Each autograd gradient (of the arrays it names) equals central finite differences of
+    `spec_total(arrays)` with step `FD_STEP`, within `FD_TOL`."""
+    for field, grad in gradients.items():
+        array = arrays[field]
+        for index in np.ndindex(array.shape):
+            up, down = array.copy(), array.copy()
+            up[index] += FD_STEP
+            down[index] -= FD_STEP
+            numeric = (spec_total({**arrays, field: up})
+                       - spec_total({**arrays, field: down})) / (2 * FD_STEP)
+            analytic = float(grad[index])
+            assert abs(analytic - numeric) <= FD_TOL * (1.0 + abs(numeric)), (
+                f"d loss / d {field}{list(index)}: autograd {analytic!r}, "
+                f"finite difference {numeric!r}"
+            )
+
+
 def ppo_gradient_matches_finite_differences(
     ppo_loss: Callable[..., tuple[torch.Tensor, tuple]], *, device: str = "cpu"
 ) -> Callable[[], None]:
@@ -242,86 +305,44 @@ def ppo_gradient_matches_finite_differences(
         assume(_ratio_margin(batch) > KINK_MARGIN)
         assume(_value_margin(batch) > KINK_MARGIN)
         tensors = _tensors(batch, torch.float64, device)
-        tensors["logits"].requires_grad_(True)
-        tensors["values"].requires_grad_(True)
+        wrt = ("logits", "values")
+        for name in wrt:
+            tensors[name].requires_grad_(True)
         total, _ = ppo_loss(**tensors, **_settings(batch))
-        grad_logits, grad_values = torch.autograd.grad(
-            total, [tensors["logits"], tensors["values"]]
-        )
-        for field, grad in (("logits", grad_logits), ("values", grad_values)):
-            array = getattr(batch, field)
-            for index in np.ndindex(array.shape):
-                up, down = array.copy(), array.copy()
-                up[index] += FD_STEP
-                down[index] -= FD_STEP
-                loss_up, _ = _spec_loss(batch._replace(**{field: up}))
-                loss_down, _ = _spec_loss(batch._replace(**{field: down}))
-                numeric = (loss_up - loss_down) / (2 * FD_STEP)
-                analytic = float(grad[index])
-                assert abs(analytic - numeric) <= FD_TOL * (1.0 + abs(numeric)), (
-                    f"d loss / d {field}{list(index)}: autograd {analytic!r}, "
-                    f"finite difference {numeric!r}"
-                )
+        grads = torch.autograd.grad(total, [tensors[n] for n in wrt], materialize_grads=True)
+        _assert_gradient(dict(zip(wrt, grads, strict=True)), batch._asdict(),
+                         lambda arrays: _spec_loss(batch._replace(**arrays))[0])
 
     return prop
 
 
-def clipped_surrogate_is_pessimistic(
-    policy_loss: Callable[..., float],
+def ppo_log_prob_gradient_matches_finite_differences(
+    ppo_loss_from_log_probs: Callable[..., tuple[torch.Tensor, tuple]], *, device: str = "cpu"
 ) -> Callable[[], None]:
-    """The clipped loss is at least the unclipped one, `-mean(r A)` (Schulman et al. 2017,
-    section 3: a lower bound on the objective), and equals `-mean(A)` when every `r = 1`.
+    """The float64 autograd gradient of the total loss from log-probabilities with respect to
+    `new_log_probs`, `entropies` and `values` equals central finite differences of
+    `spec.ppo.ppo_loss_from_log_probs`, away from kinks.
 
-    Assumes `ppo_minibatches`; accepts any NumPy `policy_loss` with the spec's signature.
+    Assumes `ppo_minibatches` of at most 4 samples in log-probability form, every ratio and
+    value `KINK_MARGIN` away from a kink; accepts any differentiable implementation.
     """
 
-    @given(batch=ppo_minibatches())
+    @given(batch=ppo_minibatches(max_batch=4))
     def prop(batch: PPOMinibatch) -> None:
-        new = log_prob(batch.logits, batch.actions)
-        loss = policy_loss(new, batch.old_log_probs, batch.advantages, clip_coef=batch.clip_coef)
-        unclipped = -np.mean(np.exp(new - batch.old_log_probs) * batch.advantages)
-        scale = 10.0 * np.abs(batch.advantages).mean()
-        assert loss >= unclipped - LAW_TOL * scale, f"{loss} below the unclipped {unclipped}"
-        at_one = policy_loss(new, new, batch.advantages, clip_coef=batch.clip_coef)
-        assert abs(at_one + np.mean(batch.advantages)) <= LAW_TOL * scale
-
-    return prop
-
-
-def approx_kl_is_nonnegative(approx_kl: Callable[..., float]) -> Callable[[], None]:
-    """The `k3` estimate `mean((r - 1) - log r)` is never negative, and 0 when every `r = 1`.
-
-    Assumes `ppo_minibatches`; accepts any NumPy `approx_kl` with the spec's signature.
-    """
-
-    @given(batch=ppo_minibatches())
-    def prop(batch: PPOMinibatch) -> None:
-        new = log_prob(batch.logits, batch.actions)
-        assert approx_kl(new, batch.old_log_probs) >= 0.0
-        assert approx_kl(new, new) == 0.0
-
-    return prop
-
-
-def clipped_value_loss_bounds_unclipped(value_loss: Callable[..., float]) -> Callable[[], None]:
-    """Clipping the value loss (a maximum of two squared errors) never lowers it, and changes
-    nothing when every value stays within `eps` of its old value.
-
-    Assumes `ppo_minibatches`; accepts any NumPy `value_loss` with the spec's signature.
-    """
-
-    @given(batch=ppo_minibatches())
-    def prop(batch: PPOMinibatch) -> None:
-        eps = 0.5 if batch.value_clip_coef is None else batch.value_clip_coef
-        plain = value_loss(batch.values, batch.returns)
-        clipped = value_loss(
-            batch.values, batch.returns, old_values=batch.old_values, clip_coef=eps
+        assume(_ratio_margin(batch) > KINK_MARGIN)
+        assume(_value_margin(batch) > KINK_MARGIN)
+        arrays = _log_prob_arrays(batch, torch.float64)
+        tensors = {n: torch.tensor(a, dtype=torch.float64, device=device)
+                   for n, a in arrays.items()}
+        wrt = ("new_log_probs", "entropies", "values")
+        for name in wrt:
+            tensors[name].requires_grad_(True)
+        total, _ = ppo_loss_from_log_probs(**tensors, **_settings(batch))
+        grads = torch.autograd.grad(total, [tensors[n] for n in wrt], materialize_grads=True)
+        _assert_gradient(
+            dict(zip(wrt, grads, strict=True)), arrays,
+            lambda changed: spec_ppo.ppo_loss_from_log_probs(**changed, **_settings(batch))[0],
         )
-        assert clipped >= plain
-        near = batch.values - np.clip(batch.values - batch.old_values, -eps, eps)
-        unchanged = value_loss(batch.values, batch.returns, old_values=near, clip_coef=eps)
-        scale = np.mean((np.abs(batch.values) + np.abs(batch.returns) + eps) ** 2)
-        assert abs(unchanged - plain) <= LAW_TOL * scale, f"{unchanged} != {plain}"
 
     return prop
 

@@ -69,6 +69,12 @@ NORMALIZE_TOL = 1e-9
 The law keeps batches whose standard deviation is at least `1e-6` of their largest entry, so
 the cancellation in `a - mean` costs at most about `2^-52 * 1e6 ~ 2e-10`."""
 
+MOMENTS_RTOL = 1e-9
+"""Relative tolerance (to the size of the terms) of running float64 means, variances and the
+values normalised or scaled by them: the batch sums may be taken in another order, and a
+stream of up to a few dozen merges accumulates a few units of `2^-52` each; float32 results
+are compared at `FLOAT32_RTOL` instead."""
+
 SAMPLE_MARGIN = {torch.float64: 1e-9, torch.float32: 1e-5}
 """Relative distance from an inverse-CDF boundary below which sampled actions are not compared:
 the two sides sum the action weights in different orders, so a `u` within rounding of a

@@ -168,15 +168,13 @@ BAD_INPUT = {
     "unknown module": (["train", "--kind", "gymnasium", "--env-id", "no_such_module:Env-v0"],
                        "environment id 'no_such_module:Env-v0': module 'no_such_module' failed "
                        "to import: ModuleNotFoundError: No module named 'no_such_module'"),
-    "box actions": (["train", "--kind", "gymnasium", "--env-id", "Pendulum-v1"],
-                    "cannot train on 'Pendulum-v1' with a 'gymnasium' session: ValueError: "),
     "no command": ([], "the following arguments are required: COMMAND"),
     "unknown command": (["trian"], "argument COMMAND: invalid choice: 'trian'"),
 }
 if not torch.cuda.is_available():
     BAD_INPUT["cuda without a GPU"] = (["train", "--device", "cuda"], "no CUDA GPU")
 IN_A_SUBPROCESS = ("not a number", "zero size", "missing checkpoint", "unknown command",
-                   "unknown torch id", "unknown gymnasium-subprocess id", "box actions")
+                   "unknown torch id", "unknown gymnasium-subprocess id")
 """One case per route an error takes (argparse, config checks, handler, the top-level parser,
 building the session in this process and in bridge servers); each subprocess costs a fresh
 interpreter, so the other cases run the same `main` here."""

@@ -25,6 +25,7 @@ MODULES = (
     "checked_rl.runtime.gaussian",
     "checked_rl.runtime.ppo.loss",
     "checked_rl.runtime.scans",
+    "checked_rl.spec.normalization",
 )
 
 LOSS_DEFAULTS = {
@@ -46,8 +47,17 @@ DEFAULTS = {
     ("checked_rl.runtime.distributions", "sample_actions"): {"generator": None},
     ("checked_rl.runtime.gaussian", "sample_actions"): {"generator": None},
     ("checked_rl.runtime.ppo.loss", "ppo_loss"): LOSS_DEFAULTS,
+    ("checked_rl.runtime.ppo.loss", "ppo_loss_from_log_probs"): LOSS_DEFAULTS,
     ("checked_rl.runtime.ppo.loss", "value_loss"): {"old_values": None, "clip_coef": None},
+    ("checked_rl.spec.normalization", "initial_moments"): {"count": 1e-4},
+    ("checked_rl.spec.normalization", "initial_reward_scaler"): {"count": 1e-4},
+    ("checked_rl.spec.normalization", "normalize"): {"clip": 10.0, "epsilon": 1e-8},
+    ("checked_rl.spec.normalization", "scale_rewards"): {
+        "clip": 10.0, "epsilon": 1e-8, "frozen": False,
+    },
 }
+"""`spec.normalization`'s are Stable-Baselines3's `VecNormalize` defaults (clip 10, epsilon
+1e-8) and its `RunningMeanStd` prior count 1e-4, as its docstring says."""
 
 
 def _defaults() -> dict[tuple[str, str], dict[str, object]]:

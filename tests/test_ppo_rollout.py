@@ -49,8 +49,11 @@ def test_rollout_refuses_a_field_of_another_length(name: str, axis: int) -> None
 
 
 def test_rollout_refuses_wrong_dtypes() -> None:
-    with pytest.raises(ValueError, match=r"Rollout.actions must have dtype torch.int64"):
-        _rollout(actions=torch.zeros(T, N, dtype=torch.int32))
+    for actions in (torch.zeros(T, N, dtype=torch.int32), torch.zeros(T, N),
+                    torch.zeros(T, N, 1, dtype=torch.int64)):
+        with pytest.raises(ValueError, match=r"Rollout.actions must be \[T, N\] int64"):
+            _rollout(actions=actions)
+    assert _rollout(actions=torch.zeros(T, N, 2)).actions.shape == (T, N, 2)  # Box actions
     with pytest.raises(ValueError, match=r"Rollout.terminated must have dtype torch.bool"):
         _rollout(terminated=torch.zeros(T, N))
     with pytest.raises(ValueError, match=r"Rollout.rewards must be floating"):

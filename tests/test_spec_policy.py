@@ -8,7 +8,7 @@ from checked_rl.properties.distributions import (
     log_softmax_is_normalized,
     sample_draws_each_action_with_its_probability,
 )
-from checked_rl.properties.ppo import (
+from checked_rl.properties.ppo_laws import (
     approx_kl_is_nonnegative,
     clipped_surrogate_is_pessimistic,
     clipped_value_loss_bounds_unclipped,

@@ -64,6 +64,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """Handler of `checked-rl eval`."""
     from checked_rl.runtime.ppo.config import SEED_BOUND
     from checked_rl.runtime.ppo.evaluate import evaluate_episodes
+    from checked_rl.runtime.ppo.normalizing import normalized_policy
 
     if args.episodes < 1:
         raise CLIError(f"--episodes must be a positive integer, got {args.episodes}")
@@ -84,14 +85,15 @@ def run_eval(args: argparse.Namespace) -> int:
                  else args.max_episode_steps)
     with open_session("evaluate on", kind, policy.env_id, num_envs=1, device=device) as probe:
         check_memory(kind, probe, eval_episodes=args.episodes, episodes_option="--episodes")
-        spaces = (tuple(probe.observation_shape), probe.n_actions)
-    if spaces != (policy.model.observation_shape, policy.model.n_actions):
+        spaces = (tuple(probe.observation_shape), _actions(probe.n_actions, probe.action_box))
+    network = (policy.model.observation_shape,
+               _actions(policy.model.n_actions, policy.model.action_shape))
+    if spaces != network:
         raise CLIError(
             f"checkpoint {args.checkpoint}: its network takes observations of shape "
-            f"{policy.model.observation_shape} and {policy.model.n_actions} actions, "
-            f"{policy.env_id} has {spaces[0]} and {spaces[1]}"
+            f"{network[0]} and {network[1]}, {policy.env_id} has {spaces[0]} and {spaces[1]}"
         )
-    model = policy.model.to(device)
+    model = normalized_policy(policy.model, policy.saved).to(device)  # the saved statistics
     try:
         with open_session("evaluate on", kind, policy.env_id, num_envs=args.episodes,
                           device=device) as session:
@@ -124,15 +126,24 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _actions(n_actions: int | None, box: Any) -> str:
+    """`n actions`, or `Box actions of shape S` (from a box or an action shape)."""
+    if n_actions is not None:
+        return f"{n_actions} actions"
+    return f"Box actions of shape {tuple(getattr(box, 'shape', box))}"
+
+
 def _record(policy: Any, path: Path, seed: int, max_steps: int) -> dict[str, Any]:
     """Record the episode from `seed` (`runtime.ppo.record`), or a one-line error."""
+    from checked_rl.runtime.ppo.normalizing import normalized_policy
     from checked_rl.runtime.ppo.record import RecordError, record_episode
     from checked_rl.runtime.ppo.rundir import check_file_path, check_writable
 
     try:
         check_file_path("--record", str(path))
         check_writable(path.parent, "the directory of --record")
-        total, length = record_episode(policy.model.cpu(), policy.env_id, path, seed=seed,
+        model = normalized_policy(policy.model, policy.saved).cpu()
+        total, length = record_episode(model, policy.env_id, path, seed=seed,
                                        max_episode_steps=max_steps)
     except (RecordError, ValueError, OSError) as error:
         raise CLIError(str(error)) from None

@@ -34,6 +34,7 @@ def register(subparsers: Any) -> None:
 def run_export(args: argparse.Namespace) -> int:
     """Handler of `checked-rl export`."""
     from checked_rl.runtime.ppo.export import export_onnx, export_torchscript, onnx_available
+    from checked_rl.runtime.ppo.normalizing import frozen_observations
     from checked_rl.runtime.ppo.rundir import check_file_path, check_writable
 
     try:
@@ -42,7 +43,8 @@ def run_export(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         raise CLIError(str(error)) from None
     policy = _load(args.checkpoint)  # the environment is not needed: nothing is imported
-    export_torchscript(policy.model, output)
+    normalizer = frozen_observations(policy.saved)  # None unless trained on normalised ones
+    export_torchscript(policy.model, output, normalizer)
     print(f"TorchScript: {output} (torch.jit.load(path)(observation) -> greedy action)")
     if args.no_onnx:
         return 0
@@ -51,7 +53,7 @@ def run_export(args: argparse.Namespace) -> int:
         print("ONNX: not written (needs the onnx and onnxscript packages: "
               "pip install 'checked-rl[onnx]')")
         return 0
-    export_onnx(policy.model, onnx_path)
+    export_onnx(policy.model, onnx_path, normalizer)
     print(f"ONNX: {onnx_path}")
     return 0
 

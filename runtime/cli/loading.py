@@ -3,6 +3,7 @@
 Each helper turns input a user can get wrong into a `CLIError` (one line, exit code 2).
 """
 
+import math
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from checked_rl.runtime.sessions import KINDS, CheckedSession, make_session
 
 __all__ = [
     "LoadedPolicy",
+    "action_outputs",
     "check_memory",
     "device_option",
     "env_id_option",
@@ -35,9 +37,7 @@ class LoadedPolicy:
         self.config = PPOConfig.from_dict(saved["config"])
         self.run: dict[str, str] = saved["run"]
         self.env_id = env_id
-        network = saved["network"]
-        self.model = ActorCritic(tuple(network["observation_shape"]), network["n_actions"],
-                                 network["hidden"])
+        self.model = ActorCritic.from_description(saved["network"])
         self.model.load_state_dict(saved["model"])  # validated by load_checkpoint
         self.model.eval()
 
@@ -64,28 +64,26 @@ def env_id_option(value: str) -> str:
 def open_session(
     purpose: str, kind: str, env_id: str, *, num_envs: int, device: torch.device
 ) -> CheckedSession:
-    """`make_session(kind, env_id, ...)`, or a one-line error naming the environment id (also
-    for Box actions, which the policy cannot take yet: its head is categorical)."""
+    """`make_session(kind, env_id, ...)`, or a one-line error naming the environment id."""
     try:
-        session = make_session(kind, env_id, num_envs=num_envs, device=device)
+        return make_session(kind, env_id, num_envs=num_envs, device=device)
     except SESSION_ERRORS as error:
         raise CLIError(
             f"cannot {purpose} {env_id!r} with a {kind!r} session: {one_line(error)}"
         ) from None
-    if session.action_box is not None:  # until the policy has a Gaussian head (issue 12)
-        session.close()
-        raise CLIError(
-            f"cannot {purpose} {env_id!r} with a {kind!r} session: ValueError: the policy "
-            f"takes discrete actions only, {env_id} has Box actions {session.action_box}"
-        )
-    return session
+
+
+def action_outputs(session: CheckedSession) -> int:
+    """The actor's outputs for the session's actions: `n_actions`, or the entries of the box."""
+    box = session.action_box
+    return session.n_actions if box is None else math.prod(box.shape)
 
 
 def check_memory(kind: str, probe: CheckedSession, **sizes: Any) -> None:
     """`limits.check_sizes` for the spaces of `probe`, as a one-line error."""
     try:
         check_sizes(kind=kind, observation_shape=tuple(probe.observation_shape),
-                    n_actions=probe.n_actions, **sizes)
+                    n_actions=action_outputs(probe), **sizes)
     except ValueError as error:
         raise CLIError(str(error)) from None
 

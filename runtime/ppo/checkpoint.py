@@ -5,13 +5,16 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
 
 - `format`: `CHECKPOINT_FORMAT`;
 - `config`: the `PPOConfig` as a dict; `run`: session kind, environment id, device;
-- `network`: the constructor arguments of the `ActorCritic`;
+- `network`: the constructor arguments and head of the `ActorCritic` (`describe()`; without
+  a `head`, as written before Box actions, it is categorical);
 - `update`: updates completed; `env_steps`: environment steps trained on;
 - `model`, `optimizer`: state dicts;
 - `rng`: the state of the run's torch generator (a uint8 tensor);
 - `session`: the training session's `state_dict()` (its tensors on CPU), or None for a kind
   that cannot capture its environments (`StateNotCapturedError`: the Gymnasium kinds);
-- `log`: the training log so far.
+- `log`: the training log so far;
+- `normalization` (optional; absent in older files): the running statistics of
+  `runtime.ppo.normalizing` when the config normalises observations or rewards, else None.
 
 Files are written atomically (temporary file + `os.replace`); a successful save removes the
 temporary files that interrupted saves of the same path left behind. Loading validates the
@@ -31,6 +34,7 @@ import torch
 
 from checked_rl.runtime.ppo.config import PPOConfig
 from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.normalizing import validate_normalization
 from checked_rl.runtime.ppo.trainlog import TrainLog, atomic_write_bytes
 
 __all__ = [
@@ -118,20 +122,13 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise TypeError(f"{key} must be a non-negative integer, got {value!r}")
     network = checkpoint["network"]
-    shape = network.get("observation_shape") if isinstance(network, dict) else None
-    n_actions = network.get("n_actions") if isinstance(network, dict) else None
-    if (not isinstance(shape, list) or not shape
-            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 1 << 24
-                       for n in shape)
-            or not isinstance(n_actions, int) or not 0 < n_actions <= 1 << 24):
-        raise TypeError(f"network must give observation_shape and n_actions, got {network!r}")
-    if network.get("hidden") != config.hidden:
+    if isinstance(network, dict) and network.get("hidden") != config.hidden:
         raise ValueError(
             f"network hidden={network.get('hidden')!r} differs from its config's "
             f"hidden={config.hidden}"
         )
     with torch.device("meta"):  # shapes only: nothing is allocated
-        expected = ActorCritic(tuple(shape), n_actions, config.hidden).state_dict()
+        expected = ActorCritic.from_description(network).state_dict()
     model = checkpoint["model"]
     if not isinstance(model, dict) or set(model) != set(expected):
         found = sorted(model) if isinstance(model, dict) else type(model).__name__
@@ -154,3 +151,5 @@ def _validate_fields(checkpoint: dict[str, Any]) -> None:
     if not (checkpoint["session"] is None or isinstance(checkpoint["session"], dict)):
         raise TypeError("session must be a state dict or None")
     TrainLog.from_dict(checkpoint["log"])
+    shape = tuple(network["observation_shape"])  # checked by ActorCritic.from_description
+    validate_normalization(checkpoint.get("normalization"), config, shape, config.num_envs)

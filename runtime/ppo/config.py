@@ -78,6 +78,19 @@ class PPOConfig:
     """Global norm the gradients of actor and critic are clipped to (<= 0: no clipping)."""
     normalize_advantages: bool = True
     """Z-score the advantages over the whole batch for the policy term."""
+    normalize_observations: bool = False
+    """Feed the networks running-normalised observations, clip((x - mean) / sqrt(var + 1e-8)),
+    as Stable-Baselines3's `VecNormalize` (`spec.normalization`); the statistics are updated
+    during collection, frozen at evaluation, saved in checkpoints and applied by exported
+    actors."""
+    normalize_rewards: bool = False
+    """Train on rewards divided by the running standard deviation of each environment's
+    discounted return (`VecNormalize`'s reward scaler, discount `gamma`); the logged episode
+    returns stay the raw ones."""
+    clip_observations: float = 10.0
+    """Normalised observations are clipped to [-clip_observations, clip_observations]."""
+    clip_rewards: float = 10.0
+    """Scaled rewards are clipped to [-clip_rewards, clip_rewards]."""
     updates: int = 100
     """Upper bound on the number of updates (collect + optimise)."""
     eval_every: int = 1
@@ -115,7 +128,8 @@ class PPOConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"PPOConfig.{name} must lie in [0, 1], got {value!r}")
-        for name in ("learning_rate", "adam_eps", "clip_coef"):
+        for name in ("learning_rate", "adam_eps", "clip_coef", "clip_observations",
+                     "clip_rewards"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("value_coef", "entropy_coef"):

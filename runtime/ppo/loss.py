@@ -23,6 +23,7 @@ __all__ = [
     "entropy_bonus",
     "policy_loss",
     "ppo_loss",
+    "ppo_loss_from_log_probs",
     "value_loss",
 ]
 
@@ -122,12 +123,49 @@ def ppo_loss(
     `ppo.py`). `logits [*batch, A]` and `values [*batch]` carry the gradient; `actions`,
     `old_log_probs`, `advantages`, `returns` and `old_values` are data (detach them first if
     they come from a graph). Value clipping is on when `value_clip_coef` is not None, and then
-    needs `old_values`.
+    needs `old_values`. The categorical log-probabilities and entropies go to
+    `ppo_loss_from_log_probs`, the one definition of the loss.
     """
-    new_log_probs = log_prob(logits, actions)
+    return ppo_loss_from_log_probs(
+        new_log_probs=log_prob(logits, actions),
+        entropies=entropy(logits),
+        old_log_probs=old_log_probs,
+        advantages=advantages,
+        values=values,
+        returns=returns,
+        old_values=old_values,
+        clip_coef=clip_coef,
+        value_clip_coef=value_clip_coef,
+        value_coef=value_coef,
+        entropy_coef=entropy_coef,
+    )
+
+
+@typechecked
+def ppo_loss_from_log_probs(
+    *,
+    new_log_probs: PerSample,
+    entropies: PerSample,
+    old_log_probs: PerSample,
+    advantages: PerSample,
+    values: PerSample,
+    returns: PerSample,
+    old_values: PerSample | None = None,
+    clip_coef: float = 0.2,
+    value_clip_coef: float | None = None,
+    value_coef: float = 0.5,
+    entropy_coef: float = 0.01,
+) -> tuple[Scalar, PPOStats]:
+    """`ppo_loss` whatever the distribution: from the current policy's `new_log_probs` of the
+    taken actions and its `entropies`, both `[*batch]` and carrying the gradient.
+
+    Twin of `spec.ppo.ppo_loss_from_log_probs`: a categorical policy passes
+    `runtime.distributions`' log-probabilities and entropies (that is `ppo_loss`), a Gaussian
+    one `runtime.gaussian`'s. The other arguments and the defaults are `ppo_loss`'s.
+    """
     policy = policy_loss(new_log_probs, old_log_probs, advantages, clip_coef=clip_coef)
     value = value_loss(values, returns, old_values=old_values, clip_coef=value_clip_coef)
-    bonus = entropy_bonus(logits)
+    bonus = entropies.mean()
     total = policy + value_coef * value - entropy_coef * bonus
     with torch.no_grad():
         stats = PPOStats(

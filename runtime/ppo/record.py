@@ -12,7 +12,6 @@ import gymnasium
 import numpy as np
 import torch
 
-from checked_rl.runtime import distributions
 from checked_rl.runtime.ppo.model import ActorCritic
 
 __all__ = ["FRAME_MS", "RecordError", "record_episode"]
@@ -42,8 +41,9 @@ def record_episode(model: ActorCritic, env_id: str, path: Path, *, seed: int,
         total, length = 0.0, 0
         with torch.no_grad():
             while length < max_episode_steps:
-                logits, _ = model(torch.as_tensor(np.asarray(observation))[None])
-                action = int(distributions.greedy(logits)[0])
+                outputs, _ = model(torch.as_tensor(np.asarray(observation))[None])
+                greedy = model.head.greedy(outputs)[0]
+                action = int(greedy) if model.action_shape is None else _box_action(env, greedy)
                 observation, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 length += 1
@@ -57,6 +57,12 @@ def record_episode(model: ActorCritic, env_id: str, path: Path, *, seed: int,
     images = [Image.fromarray(frame) for frame in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=FRAME_MS, loop=0)
     return total, length
+
+
+def _box_action(env: gymnasium.Env, mean: torch.Tensor) -> np.ndarray:
+    """The greedy Gaussian action clipped to the environment's box, as a session would."""
+    space = env.action_space
+    return np.clip(mean.numpy().astype(space.dtype), space.low, space.high)
 
 
 def _frame(env: gymnasium.Env, env_id: str) -> np.ndarray:

@@ -8,7 +8,7 @@ a transition plus what the policy said at collection time. Its constructor refus
 from dataclasses import dataclass, fields
 
 import torch
-from jaxtyping import Bool, Float, Int, Shaped
+from jaxtyping import Bool, Float, Shaped
 from torch import Tensor
 
 from checked_rl.runtime import returns
@@ -24,7 +24,8 @@ class Rollout:
 
     Attributes:
         observations: `[T, N, *obs]` (any dtype), the observation each action was chosen from.
-        actions: `[T, N]` int64.
+        actions: `[T, N]` int64 (discrete), or `[T, N, *act]` floating (a `Box`: the actions
+            as sampled, unclipped).
         log_probs: `[T, N]`, log-probability of the action under the collecting policy.
         rewards: `[T, N]`.
         terminated: `[T, N]` bool.
@@ -36,7 +37,7 @@ class Rollout:
     """
 
     observations: Shaped[Tensor, "T N *obs"]
-    actions: Int[Tensor, "T N"]
+    actions: Shaped[Tensor, "T N *act"]
     log_probs: Float[Tensor, "T N"]
     rewards: Float[Tensor, "T N"]
     terminated: Bool[Tensor, "T N"]
@@ -88,6 +89,13 @@ class Rollout:
             dtype = getattr(self, name).dtype
             if dtype != expected:
                 raise ValueError(f"Rollout.{name} must have dtype {expected}, got {dtype}")
+        actions = self.actions
+        if not ((actions.dim() == 2 and actions.dtype == torch.int64)
+                or (actions.dim() > 2 and actions.dtype.is_floating_point)):
+            raise ValueError(
+                f"Rollout.actions must be [T, N] int64 (discrete) or [T, N, *act] floating "
+                f"(Box), got shape {tuple(actions.shape)} and dtype {actions.dtype}"
+            )
 
     @property
     def horizon(self) -> int:
@@ -111,10 +119,10 @@ class Rollout:
         )
 
 
-_PER_STEP = ("actions", "log_probs", "rewards", "terminated", "truncated", "values",
+_PER_STEP = ("log_probs", "rewards", "terminated", "truncated", "values",
              "next_values")
 _FLOATING = ("log_probs", "rewards", "values", "next_values")
-_EXACT_DTYPES = {"actions": torch.int64, "terminated": torch.bool, "truncated": torch.bool}
+_EXACT_DTYPES = {"terminated": torch.bool, "truncated": torch.bool}
 
 
 def _describe(value: object) -> str:
@@ -130,7 +138,7 @@ class TrainingBatch:
 
     Attributes:
         observations: `[B, *obs]`.
-        actions: `[B]` int64.
+        actions: `[B]` int64, or `[B, *act]` floating (Box).
         log_probs: `[B]`, log-probabilities under the collecting policy.
         advantages: `[B]`, GAE, z-scored over the batch when normalisation is on (policy term).
         returns: `[B]`, lambda-returns from the unnormalised advantages (value targets).
@@ -138,7 +146,7 @@ class TrainingBatch:
     """
 
     observations: Shaped[Tensor, "B *obs"]  # noqa: F821
-    actions: Int[Tensor, " B"]
+    actions: Shaped[Tensor, "B *act"]  # noqa: F821
     log_probs: Float[Tensor, " B"]
     advantages: Float[Tensor, " B"]
     returns: Float[Tensor, " B"]
@@ -178,7 +186,7 @@ def to_training_batch(
     size = rollout.horizon * rollout.num_envs
     return TrainingBatch(
         observations=rollout.observations.reshape(size, *rollout.observations.shape[2:]),
-        actions=rollout.actions.reshape(size),
+        actions=rollout.actions.reshape(size, *rollout.actions.shape[2:]),
         log_probs=rollout.log_probs.reshape(size),
         advantages=advantages.reshape(size),
         returns=targets.reshape(size),

@@ -32,6 +32,11 @@ import torch
 from checked_rl.runtime.ppo.checkpoint import CheckpointError, load_checkpoint
 from checked_rl.runtime.ppo.config import DEFAULT_ENV_ID, PPOConfig
 from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.normalizing import (
+    evaluation_session,
+    load_normalization,
+    normalizing_session,
+)
 from checked_rl.runtime.ppo.outputs import RunOutputs, TrainResult
 from checked_rl.runtime.ppo.trainlog import TrainLog
 from checked_rl.runtime.ppo.update import EpisodeTracker, RunState
@@ -126,9 +131,10 @@ def _start(
     notes: str,
 ) -> RunState:
     """A run at update 0 (networks initialised from the seed), or the state `saved` holds."""
+    session = normalizing_session(session, config)  # itself unless the config normalises
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = ActorCritic(session.observation_shape, session.n_actions, config.hidden)
+        model = ActorCritic.for_session(session, config.hidden)
     model.to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
@@ -159,6 +165,7 @@ def _start(
             run.update, run.env_steps = int(saved["update"]), int(saved["env_steps"])
             run.log = TrainLog.from_dict(saved["log"])
             run.best = max(run.log.values, default=None)
+            load_normalization(session, saved.get("normalization"))
             if saved["session"] is None:
                 seed = _resume_seed(config, run.update)
                 warnings.warn(
@@ -174,15 +181,17 @@ def _start(
         except (ValueError, RuntimeError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise CheckpointError(f"the checkpoint cannot resume this run: {detail}") from error
-    run.eval_session = make_session(kind, env_id, num_envs=config.eval_episodes, device=device)
+    run.eval_session = evaluation_session(
+        make_session(kind, env_id, num_envs=config.eval_episodes, device=device), session
+    )
     return run
 
 
 def _check_resumable(saved: dict[str, Any], config: PPOConfig) -> None:
-    """Refuse to resume with a network width or environment count the saved state does not fit
-    (the session refuses a state of another kind itself)."""
+    """Refuse to resume with a network width, environment count or normalisation the saved
+    state does not fit (the session refuses a state of another kind itself)."""
     saved_config = PPOConfig.from_dict(saved["config"])
-    for name in ("hidden", "num_envs"):
+    for name in ("hidden", "num_envs", "normalize_observations", "normalize_rewards"):
         if getattr(saved_config, name) != getattr(config, name):
             raise CheckpointError(
                 f"cannot resume with {name}={getattr(config, name)}: the checkpoint was saved "

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 from checked_rl.runtime.ppo.checkpoint import CHECKPOINT_FORMAT
 from checked_rl.runtime.ppo.collect import collect
 from checked_rl.runtime.ppo.config import PPOConfig
-from checked_rl.runtime.ppo.loss import ppo_loss
+from checked_rl.runtime.ppo.loss import ppo_loss_from_log_probs
 from checked_rl.runtime.ppo.model import ActorCritic
+from checked_rl.runtime.ppo.normalizing import normalization_state, raw_rewards
 from checked_rl.runtime.ppo.rollout import Rollout, TrainingBatch, to_training_batch
 from checked_rl.runtime.ppo.trainlog import TrainLog
 from checked_rl.runtime.sessions import CheckedSession, StateNotCapturedError
@@ -106,6 +107,7 @@ class RunState:
             "rng": self.generator.get_state().clone(),
             "session": copy_tree(session_state(self.session), copy=False),
             "log": self.log.to_dict(),
+            "normalization": normalization_state(self.session),
         }
 
 
@@ -118,7 +120,7 @@ def update(run: RunState) -> dict[str, float]:
             group["lr"] = config.learning_rate * (1.0 - run.update / config.updates)
     learning_rate = float(run.optimizer.param_groups[0]["lr"])
     rollout = collect(run.session, run.model, config.horizon, generator=run.generator)
-    ended_returns, ended_lengths = run.episodes.observe(rollout)
+    ended_returns, ended_lengths = run.episodes.observe(raw_rewards(run.session, rollout))
     batch = to_training_batch(
         rollout, gamma=config.gamma, lam=config.lam, normalize=config.normalize_advantages
     )
@@ -192,11 +194,12 @@ def optimise(
 def minibatch_loss(
     model: ActorCritic, batch: TrainingBatch, config: PPOConfig
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The PPO loss of one minibatch under the current parameters, and its statistics."""
-    logits, values = model(batch.observations)
-    loss, stats = ppo_loss(
-        logits=logits,
-        actions=batch.actions,
+    """The PPO loss of one minibatch under the current parameters, and its statistics: the
+    loss from the log-probabilities and entropies of the model's head."""
+    outputs, values = model(batch.observations)
+    loss, stats = ppo_loss_from_log_probs(
+        new_log_probs=model.head.log_prob(outputs, batch.actions),
+        entropies=model.head.entropy(outputs),
         old_log_probs=batch.log_probs,
         advantages=batch.advantages,
         values=values,
