@@ -146,19 +146,26 @@ ENV_PRESETS: dict[str, EnvPreset] = {
         _preset(
             "Pendulum-v1",
             f"{RL_ZOO}, Pendulum-v1: n_envs 4, n_steps 1024, gae_lambda 0.95, gamma 0.9, "
-            f"n_epochs 10, lr 1e-3, clip 0.2, ent_coef 0, gSDE, 1e5 steps",
-            num_envs=4, horizon=1024, gamma=0.9, lam=0.95, learning_rate=1e-3,
-            anneal_lr=False, epochs=10, minibatches=64, clip_coef=0.2, updates=25,
-            eval_every=1,
+            f"n_epochs 10, lr 1e-3, clip 0.2, ent_coef 0, gSDE, 1e5 steps. Tuned here: the "
+            f"same 4096-step batch as 16 environments x 256 steps in 16 minibatches of 256 "
+            f"(64 of 64 cost 4x the Adam steps), a plain Gaussian (no gSDE), observations and "
+            f"rewards normalised, gamma 0.95 and the step size annealed over 50 updates (with "
+            f"gamma 0.9, constant or annealed, seed 2 settled at -217 to -233)",
+            num_envs=16, horizon=256, gamma=0.95, lam=0.95, learning_rate=1e-3,
+            anneal_lr=True, epochs=10, minibatches=16, clip_coef=0.2, updates=50,
+            eval_every=1, normalize_observations=True, normalize_rewards=True,
         ),
         _preset(
             "MountainCarContinuous-v0",
             f"{RL_ZOO}, MountainCarContinuous-v0: n_envs 1, n_steps 8, gamma 0.9999, "
             f"gae_lambda 0.9, lr 7.77e-5, ent_coef 0.00429, clip 0.1, n_epochs 10, "
-            f"max_grad_norm 5, vf_coef 0.19, normalize true, gSDE, 20000 steps",
+            f"max_grad_norm 5, vf_coef 0.19, normalize true, gSDE with log_std_init -3.29, "
+            f"20000 steps. Kept as cited with observations and rewards normalised, a plain "
+            f"Gaussian (log-std starts at 0: no gSDE, no log_std_init here); not tuned here",
             num_envs=1, horizon=8, gamma=0.9999, lam=0.9, learning_rate=7.77e-5,
             anneal_lr=False, epochs=10, minibatches=1, clip_coef=0.1, entropy_coef=0.00429,
             max_grad_norm=5.0, value_coef=0.19, updates=2500, eval_every=125,
+            normalize_observations=True, normalize_rewards=True,
         ),
     )
 }
