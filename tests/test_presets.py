@@ -144,3 +144,25 @@ def test_an_id_without_a_twin_trains_on_the_gymnasium_kind_with_a_note(tmp_path:
     assert checkpoint["run"]["kind"] == "gymnasium"
     config = PPOConfig.from_dict(checkpoint["config"])
     assert config.solved_return == math.inf and config.eval_max_episode_steps == 30
+
+
+def test_a_normalised_box_policy_is_evaluated_by_its_gaussian_head() -> None:
+    # `checked-rl eval` of a normalised Pendulum checkpoint wraps the model; the wrapper must
+    # keep the head, else `evaluate` takes the Gaussian means for logits (found by the
+    # issue's done-when check: action shape (20,) instead of (20, 1)).
+    import torch
+
+    from checked_rl.runtime.normalization import FrozenObservationNormalizer
+    from checked_rl.runtime.ppo.evaluate import evaluate_episodes
+    from checked_rl.runtime.ppo.model import ActorCritic
+    from checked_rl.runtime.ppo.normalizing import NormalizedPolicy
+    from checked_rl.runtime.sessions import make_session
+
+    session = make_session("torch", "Pendulum-v1", num_envs=2)
+    model = ActorCritic.for_session(session, 8)
+    normalizer = FrozenObservationNormalizer(torch.zeros(3), torch.ones(3), clip=10.0,
+                                             epsilon=1e-8)
+    policy = NormalizedPolicy(model, normalizer)
+    assert policy.head is model.head
+    returns, lengths = evaluate_episodes(session, policy, seed=0, max_episode_steps=3)
+    assert returns.shape == (2,) and lengths.tolist() == [3, 3]
