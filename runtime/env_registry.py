@@ -10,7 +10,13 @@ runtime and torch load when an environment is made.
 
 import gymnasium
 
-__all__ = ["NAMESPACE", "SPEC_ENVIRONMENTS", "TORCH_ENVIRONMENTS", "register_vector_envs"]
+__all__ = [
+    "NAMESPACE",
+    "SPEC_ENVIRONMENTS",
+    "TORCH_ENVIRONMENTS",
+    "default_kind",
+    "register_vector_envs",
+]
 
 SPEC_ENVIRONMENTS = {
     "Acrobot-v1": "checked_rl.spec.envs.acrobot",
@@ -32,6 +38,16 @@ TORCH_ENVIRONMENTS = {
 }
 """Environment ids of the torch sessions: `module:class` of the batched environment, whose
 constructor takes `(num_envs, params, *, device, dtype, ...)` with the spec twin's `Params`."""
+
+def default_kind(env_id: str) -> str:
+    """The session kind `train` uses for `env_id` unless told: `torch` where a batched runtime
+    twin exists (an id of `TORCH_ENVIRONMENTS`), `gymnasium` for every other id.
+
+    >>> default_kind("Pendulum-v1"), default_kind("LunarLander-v3")
+    ('torch', 'gymnasium')
+    """
+    return "torch" if env_id in TORCH_ENVIRONMENTS else "gymnasium"
+
 
 NAMESPACE = "checked_rl"
 """The Gymnasium namespace of the registered vector environments: `checked_rl/<Id>`."""

@@ -48,7 +48,7 @@ def test_train_then_eval(tmp_path: Path) -> None:
     assert trained.returncode == 0, trained.stderr
     document = json.loads(log.read_text())
     assert document["steps"] == [16, 32] and len(document["series"][0]["values"]) == 2
-    assert "preset=default" in document["notes"] and "num_envs=2" in document["notes"]
+    assert "preset=CartPole-v1" in document["notes"] and "num_envs=2" in document["notes"]
     assert log.with_suffix(".png").is_file()
     evaluated = _run("eval", str(checkpoint), "--episodes", "3", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -86,7 +86,7 @@ def test_help_shows_every_field_with_its_docstring_and_the_default_preset_value(
             assert f"{option}, --no-{option[2:]} " in shown
         else:
             assert f"{option} {field.type.__name__.upper()} " in shown
-        described = f" {_normalised(docstring.value)} (default preset: {default})"
+        described = f" {_normalised(docstring.value)} (CartPole-v1 preset: {default})"
         assert described in shown, f"{option}: {described!r} not in the help"
 
 
@@ -147,9 +147,15 @@ BAD_INPUT = {
                         "unrecognized arguments: --max-steps 5"),
     "0.1 config option": (["train", "--eval-max-steps", "5"],
                           "unrecognized arguments: --eval-max-steps 5"),
-    "unknown torch id": (["train", "--env-id", "Nope-v0"],
+    "unknown torch id": (["train", "--kind", "torch", "--env-id", "Nope-v0"],
                          "cannot train on 'Nope-v0' with a 'torch' session: ValueError: "
                          "make_session: 'torch' sessions provide the environments"),
+    "unknown id, default kind": (["train", "--env-id", "Nope-v0"],
+                                 "cannot train on 'Nope-v0' with a 'gymnasium' session: "
+                                 "NameNotFound: Environment `Nope` doesn't exist"),
+    "unknown preset id": (["train", "--preset", "Nope-v0"],
+                          "unknown preset 'Nope-v0'; expected one of default, torchlean, "
+                          "CartPole-v1, Acrobot-v1"),
     "unknown spec id": (["train", "--kind", "spec", "--env-id", "Nope-v0"],
                         "cannot train on 'Nope-v0' with a 'spec' session: ValueError: "
                         "make_session: 'spec' sessions provide the environments"),

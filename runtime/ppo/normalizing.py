@@ -272,6 +272,11 @@ class NormalizedPolicy(nn.Module):
         self.model = model
         self.normalizer = normalizer
 
+    @property
+    def head(self) -> Any:
+        """The wrapped model's policy head: what `evaluate` steps greedily (a Gaussian's mean)."""
+        return getattr(self.model, "head", None)
+
     def forward(self, observations: Tensor) -> Any:
         return self.model(self.normalizer(observations))
 
