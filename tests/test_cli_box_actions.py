@@ -45,8 +45,9 @@ gym.register(id="Reach-v0", entry_point=Reach, max_episode_steps=10)
 def pendulum_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two updates of `checked-rl train --env-id Pendulum-v1 --kind gymnasium`: (cwd, run)."""
     cwd = tmp_path_factory.mktemp("pendulum")
-    result = run("train", *TINY, "--updates", "2", "--env-id", "Pendulum-v1", "--kind",
-                 "gymnasium", "--run-dir", "p", cwd=cwd)
+    # Pendulum's returns are <= 0: a solved return of 1 is never reached, so both updates run.
+    result = run("train", *TINY, "--updates", "2", "--solved-return", "1", "--env-id",
+                 "Pendulum-v1", "--kind", "gymnasium", "--run-dir", "p", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return cwd, cwd / "p"
 
@@ -114,8 +115,8 @@ def test_box_actions_train_through_the_bridge_and_eval_runs_the_checkpoint(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "my_envs.py").write_text(REACH)
-    trained = run("train", *TINY, "--updates", "2", "--env-id", "Pendulum-v1", "--kind",
-                  "gymnasium-subprocess", "--run-dir", "p", cwd=tmp_path)
+    trained = run("train", *TINY, "--updates", "2", "--solved-return", "1", "--env-id",
+                  "Pendulum-v1", "--kind", "gymnasium-subprocess", "--run-dir", "p", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert load_checkpoint(tmp_path / "p" / "last.pt")["update"] == 2
     trained = run("train", *TINY, "--updates", "2", "--env-id", "my_envs:Reach-v0", "--kind",

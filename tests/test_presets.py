@@ -136,8 +136,9 @@ def test_an_id_without_a_twin_trains_on_the_gymnasium_kind_with_a_note(tmp_path:
     result = run("train", *TINY, "--updates", "1", "--env-id", "my_envs:Corridor-v0",
                  "--run-dir", "c", "--checkpoint", "c.pt", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    notes = [line for line in result.stderr.splitlines() if "no preset" in line]
-    assert notes == ["checked-rl train: no preset for my_envs:Corridor-v0: using the general "
+    notes = [line for line in result.stdout.splitlines() if "no preset" in line]
+    assert "no preset" not in result.stderr  # stderr is kept for errors
+    assert notes == ["no preset for my_envs:Corridor-v0: using the general "
                      "default (the CartPole-v1 hyperparameters), no early stop: Gymnasium "
                      "registers no reward_threshold for it"]
     checkpoint = load_checkpoint(tmp_path / "c.pt")

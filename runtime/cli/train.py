@@ -165,8 +165,6 @@ def _train_rank(args: argparse.Namespace, parallel: Any, config: Any, chosen: An
         check_memory(kind, probe, num_envs=config.num_envs, horizon=config.horizon,
                      hidden=config.hidden, eval_episodes=config.eval_episodes,
                      minibatches=config.minibatches)
-    if chosen is not None and chosen.note is not None and not args.quiet and writes:
-        print(f"checked-rl train: {chosen.note}", file=sys.stderr, flush=True)
     if args.run_dir is not None:
         if not args.run_dir.strip():
             raise CLIError("--run-dir must name a directory, got ''")
@@ -188,6 +186,8 @@ def _train_rank(args: argparse.Namespace, parallel: Any, config: Any, chosen: An
         raise CLIError(str(error)) from None
     say = _Printer(args.quiet or not writes)
     say(f"run directory: {run_dir}")
+    if chosen is not None and chosen.note is not None:
+        say(chosen.note)  # an id without a preset: the general default, said once
     try:
         result = train(
             config, kind=kind, env_id=env_id, device=device, run_dir=run_dir,
